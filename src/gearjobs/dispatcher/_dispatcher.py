@@ -1,0 +1,497 @@
+"""The dispatcher: runs jobs on bounded queues, once per request id, and records their answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from gearjobs.dispatcher._handle import JobHandle
+from gearjobs.dispatcher._journal import Journal
+from gearjobs.dispatcher._pump import ResponsePump
+from gearjobs.dispatcher._queue import JobQueue
+from gearjobs.dispatcher._recording import RecordingResponse
+from gearjobs.jobs import (
+    ANONYMOUS,
+    ERR_RAN_TO_COMPLETION,
+    GearjobsError,
+    Job,
+    JobContext,
+    JoinAction,
+    RequestIdentifier,
+    Response,
+    ResponseFailure,
+    SimpleError,
+    fingerprint_of,
+    is_async_job,
+    is_fast,
+    running_context,
+)
+from gearjobs.store import (
+    Failed,
+    JobKey,
+    JobRecord,
+    JobState,
+    MemoryStore,
+    Store,
+    Succeeded,
+)
+
+__all__ = (
+    "ERR_MISMATCH",
+    "ERR_RATE_LIMIT",
+    "ERR_SHUTTING_DOWN",
+    "ERR_STILL_RUNNING",
+    "LOST_MESSAGE",
+    "Dispatcher",
+)
+
+logger = logging.getLogger("gearjobs.dispatcher")
+
+ERR_RATE_LIMIT = SimpleError(
+    ResponseFailure.RATE_LIMIT, "The server is at maximum capacity - please try again shortly"
+)
+ERR_SHUTTING_DOWN = SimpleError(
+    ResponseFailure.UNAVAILABLE, "The server is shutting down - please try again shortly"
+)
+ERR_MISMATCH = SimpleError(
+    ResponseFailure.REQUEST_MISMATCH,
+    "This request id was used for a different request; use a new id for a new request.",
+)
+ERR_STILL_RUNNING = SimpleError(
+    ResponseFailure.ALREADY_EXISTS, "This job is still running; it can run again once it ends."
+)
+LOST_MESSAGE = "The server stopped before this job finished; retry the request to run it again."
+
+
+class _Run:
+    """A job that this dispatcher has claimed: queued, running, or being recorded."""
+
+    __slots__ = ("context", "executing", "job", "journal", "queue", "record", "settled")
+
+    def __init__(
+        self, record: JobRecord, job: Job, queue: JobQueue[_Run], context: JobContext
+    ) -> None:
+        self.record = record
+        self.job = job
+        self.queue = queue
+        self.context = context
+        self.journal = Journal()
+        self.executing = False
+        self.settled: asyncio.Event | None = None
+
+    def settled_event(self) -> asyncio.Event:
+        if self.settled is None:
+            self.settled = asyncio.Event()
+        return self.settled
+
+
+class Dispatcher:
+    """Runs jobs once per (user, request id) on a fast and a slow bounded queue.
+
+    `queue_fast` / `queue_slow` bound the jobs waiting in each queue and `concurrent` workers
+    serve each one. A full queue rejects at once with RATE_LIMIT. Every job writes to a journal;
+    the first client and every joiner read it from its start. Finished answers are replayed
+    for `retention` seconds, after which the newest `track_duplicate_ids` ids are still
+    remembered and answer ERR_RAN_TO_COMPLETION. Use it as an async context manager, or call
+    `start()` and `close()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        queue_fast: int = 1024,
+        queue_slow: int = 256,
+        concurrent: int = 16,
+        track_duplicate_ids: int = 100_000,
+        retention: float = 24 * 3600.0,
+        prune_interval: float | None = None,
+        node: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if retention <= 0:
+            raise GearjobsError(f"retention must be positive, not {retention}")
+        if track_duplicate_ids < 0:
+            raise GearjobsError(f"track_duplicate_ids must be >= 0, not {track_duplicate_ids}")
+        self.store: Store = store if store is not None else MemoryStore()
+        self.retention = retention
+        self.track_duplicate_ids = track_duplicate_ids
+        self.prune_interval = prune_interval or min(60.0, retention / 4)
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self._clock = clock
+        self.fast: JobQueue[_Run] = JobQueue("fast", capacity=queue_fast, concurrent=concurrent)
+        self.slow: JobQueue[_Run] = JobQueue("slow", capacity=queue_slow, concurrent=concurrent)
+        self._active: dict[JobKey, _Run] = {}
+        self._claiming: dict[JobKey, asyncio.Future[None]] = {}
+        self._workers: dict[asyncio.Task[None], _Run | None] = {}
+        self._pruner: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+        self._closing = False
+
+    # Life cycle
+
+    async def start(self) -> None:
+        """Start the workers and the pruner, and mark this node's unfinished jobs lost."""
+        if self._started:
+            return
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        await self.store.open()
+        lost = await self.store.recover(self.node, self._clock())
+        for record in lost:
+            logger.warning("job %s (%s) was lost when this node stopped", record.key, record.name)
+        for queue in (self.fast, self.slow):
+            for _ in range(queue.concurrent):
+                task = asyncio.create_task(self._work(queue), name=f"gearjobs-{queue.name}")
+                self._workers[task] = None
+        self._pruner = asyncio.create_task(self._prune_every(), name="gearjobs-pruner")
+
+    async def __aenter__(self) -> Dispatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def closing(self) -> bool:
+        """True once close() was called: no new job is taken."""
+        return self._closing
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop intake, let running jobs finish within `timeout`, record the rest as lost."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._pruner is not None:
+            self._pruner.cancel()
+        for queue in (self.fast, self.slow):
+            for run in queue.drain():
+                await self._lose(run)
+        running = [run.settled_event().wait() for run in self._active.values()]
+        if running:
+            await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=timeout)
+        # Cancel the jobs still executing (their workers record them lost) and idle workers;
+        # a worker busy recording an answer is left to finish it.
+        for task, current in self._workers.items():
+            if current is None or current.executing:
+                task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for run in list(self._active.values()):
+            await self._lose(run)
+        for queue in (self.fast, self.slow):
+            queue.shutdown()
+
+    # Dispatching
+
+    async def dispatch(
+        self,
+        id: RequestIdentifier,
+        job: Job,
+        response: Response | None = None,
+        *,
+        context: JobContext | None = None,
+        fingerprint: str | None = None,
+        name: str | None = None,
+    ) -> JobHandle:
+        """Run `job` under `id`, or join the job that already holds the id.
+
+        `context` names the user (ids are scoped by user; default `anonymous`). `fingerprint`
+        identifies the request (default: `fingerprint_of(job)`); the same id with another
+        fingerprint fails with REQUEST_MISMATCH. When `response` is given, the answer is
+        written to it as it is recorded. Raises a JobError when the request is refused.
+        """
+        if self._closing:
+            raise ERR_SHUTTING_DOWN
+        if not self._started:
+            await self.start()
+        if context is None:
+            context = JobContext(id, ANONYMOUS)
+        elif context.id != id:
+            raise GearjobsError(f"context id {context.id} differs from the dispatched id {id}")
+        key = JobKey(context.user, id)
+        if fingerprint is None:
+            fingerprint = fingerprint_of(job)
+        while True:
+            run = self._active.get(key)
+            if run is not None:
+                return await self._join_run(run, job, fingerprint, response)
+            claiming = self._claiming.get(key)
+            if claiming is None:
+                break
+            await asyncio.shield(claiming)
+        record = JobRecord(
+            key,
+            name or _name_of(job),
+            fingerprint,
+            node=self.node,
+            created_at=self._clock(),
+        )
+        return await self._claim(record, job, context, response)
+
+    async def _claim(
+        self,
+        record: JobRecord,
+        job: Job,
+        context: JobContext,
+        response: Response | None,
+        *,
+        replace_run: int | None = None,
+    ) -> JobHandle:
+        key = record.key
+        queue = self.fast if is_fast(job) else self.slow
+        if not queue.reserve():
+            existing = await self.store.get(key)
+            if existing is None or existing.state is JobState.LOST or replace_run is not None:
+                raise ERR_RATE_LIMIT
+            return await self._join_record(existing, job, record.fingerprint, context, response)
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._claiming[key] = marker
+        try:
+            result = await self.store.claim(record, replace_run=replace_run)
+            if result.claimed:
+                return self._start(record, job, queue, context, response)
+        except BaseException:
+            queue.release()
+            raise
+        finally:
+            del self._claiming[key]
+            marker.set_result(None)
+        queue.release()
+        run = self._active.get(key)
+        if run is not None:
+            return await self._join_run(run, job, record.fingerprint, response)
+        if result.existing is None:
+            raise GearjobsError(f"the store refused the claim of {key} without saying why")
+        return await self._join_record(result.existing, job, record.fingerprint, context, response)
+
+    def _start(
+        self,
+        record: JobRecord,
+        job: Job,
+        queue: JobQueue[_Run],
+        context: JobContext,
+        response: Response | None,
+    ) -> JobHandle:
+        run = _Run(record, job, queue, context)
+        self._active[record.key] = run
+        if response is not None:
+            run.journal.listen(ResponsePump(response))
+        handle = JobHandle(record, journal=run.journal, store=self.store, joined=False)
+        if self._closing:
+            queue.release()
+            self._spawn(self._lose(run))
+        else:
+            queue.put(run)
+        return handle
+
+    async def _join_run(
+        self, run: _Run, job: Job, fingerprint: str, response: Response | None
+    ) -> JobHandle:
+        if run.record.fingerprint != fingerprint:
+            raise ERR_MISMATCH
+        if _consult(job, run.job, run.journal.done) is JoinAction.RERUN:
+            if not run.journal.done:
+                raise ERR_STILL_RUNNING
+            await run.settled_event().wait()
+            record = await self.store.get(run.record.key)
+            if record is None:
+                raise ERR_RAN_TO_COMPLETION
+            return await self._rerun(record, job, run.context, response)
+        if response is not None:
+            run.journal.listen(ResponsePump(response))
+        return JobHandle(run.record, journal=run.journal, store=self.store, joined=True)
+
+    async def _join_record(
+        self,
+        record: JobRecord,
+        job: Job,
+        fingerprint: str,
+        context: JobContext,
+        response: Response | None,
+    ) -> JobHandle:
+        if not record.kept:
+            raise ERR_RAN_TO_COMPLETION
+        if record.fingerprint != fingerprint:
+            raise ERR_MISMATCH
+        done = record.state.finished
+        if _consult(job, None, done) is JoinAction.RERUN:
+            if not done:
+                raise ERR_STILL_RUNNING
+            return await self._rerun(record, job, context, response)
+        handle = JobHandle(record, journal=None, store=self.store, joined=True)
+        if response is not None:
+            if done:
+                await handle.write_to(response)
+            else:
+                self._spawn(handle.write_to(response))
+        return handle
+
+    async def _rerun(
+        self, previous: JobRecord, job: Job, context: JobContext, response: Response | None
+    ) -> JobHandle:
+        record = JobRecord(
+            previous.key,
+            previous.name,
+            previous.fingerprint,
+            node=self.node,
+            created_at=self._clock(),
+        )
+        return await self._claim(record, job, context, response, replace_run=previous.run)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # Running
+
+    async def _work(self, queue: JobQueue[_Run]) -> None:
+        me = asyncio.current_task()
+        if me is None:  # pragma: no cover - always inside a task
+            return
+        while not self._closing:
+            run = await queue.take()
+            self._workers[me] = run
+            try:
+                if self._closing:
+                    await self._lose(run)
+                else:
+                    await self._execute(run)
+            finally:
+                self._workers[me] = None
+
+    async def _execute(self, run: _Run) -> None:
+        record = run.record
+        record.state = JobState.RUNNING
+        record.started_at = self._clock()
+        queue = run.queue
+        queue.running += 1
+        loop = asyncio.get_running_loop()
+        response = RecordingResponse(run.journal.append, loop=loop, label=str(record.key))
+        job = run.job
+        token = running_context.set(run.context)
+        run.executing = True
+        lost = False
+        try:
+            if self.store.live_journal:
+                await self.store.update(record)
+            if is_async_job(job):
+                result: Any = job.execute(response)
+            else:
+                ctx = contextvars.copy_context()
+                result = await loop.run_in_executor(queue.executor, ctx.run, job.execute, response)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            lost = True
+        except Exception as exc:
+            logger.error(
+                "job %s (%s) raised %s", record.key, record.name, type(exc).__name__, exc_info=exc
+            )
+            response.fail(exc)
+        else:
+            response.finish()
+        finally:
+            run.executing = False
+            queue.running -= 1
+            running_context.reset(token)
+        if lost:
+            await self._lose(run)
+        else:
+            await self._settle(run)
+
+    async def _settle(self, run: _Run) -> None:
+        """Write the finished job's record and journal to the store and forget the run."""
+        record = run.record
+        journal = run.journal
+        terminal = journal.terminal
+        if terminal is None:  # pragma: no cover - finish() and fail() always end the journal
+            raise GearjobsError(f"job {record.key} ended without an answer")
+        first = journal.entries[0]
+        record.outcome_from(terminal, first if isinstance(first, Succeeded) else None)
+        record.finished_at = self._clock()
+        await self._record(run)
+
+    async def _lose(self, run: _Run) -> None:
+        """Record a job that will not finish here as lost; its joiners see the stream end."""
+        record = run.record
+        if run.journal.terminal is None:
+            run.journal.append(Failed(ResponseFailure.UNAVAILABLE, LOST_MESSAGE, {"state": "lost"}))
+        record.state = JobState.LOST
+        record.failure = ResponseFailure.UNAVAILABLE
+        record.finished_at = self._clock()
+        logger.warning("job %s (%s) lost: the dispatcher closed", record.key, record.name)
+        await self._record(run)
+
+    async def _record(self, run: _Run) -> None:
+        try:
+            entries = [] if self.store.live_journal else run.journal.entries
+            await self.store.finish(run.record, entries)
+        except Exception:
+            logger.exception("could not record the answer of job %s", run.record.key)
+        finally:
+            if self._active.get(run.record.key) is run:
+                del self._active[run.record.key]
+            run.settled_event().set()
+
+    # Looking at jobs
+
+    async def get(self, key: JobKey) -> JobRecord | None:
+        """The record of a job: this node's live view while it runs here, else the store's."""
+        run = self._active.get(key)
+        if run is not None:
+            return run.record
+        return await self.store.get(key)
+
+    async def follow(self, key: JobKey) -> JobHandle | None:
+        """A handle on a job's answer without sending the request again (None if unknown)."""
+        run = self._active.get(key)
+        if run is not None:
+            return JobHandle(run.record, journal=run.journal, store=self.store, joined=True)
+        record = await self.store.get(key)
+        if record is None:
+            return None
+        if not record.kept:
+            raise ERR_RAN_TO_COMPLETION
+        return JobHandle(record, journal=None, store=self.store, joined=True)
+
+    # Retention
+
+    async def prune(self) -> int:
+        """Apply the retention settings now; return how many records changed."""
+        return await self.store.prune(
+            now=self._clock(), retention=self.retention, remember=self.track_duplicate_ids
+        )
+
+    async def _prune_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.prune_interval)
+            try:
+                await self.prune()
+            except Exception:
+                logger.exception("pruning the store failed")
+
+
+def _consult(job: Job, other: Job | None, done: bool) -> JoinAction:
+    join = getattr(job, "join", None)
+    if not callable(join):
+        return JoinAction.JOIN
+    action = join(other, done)
+    return action if isinstance(action, JoinAction) else JoinAction.JOIN
+
+
+def _name_of(job: Job) -> str:
+    name = getattr(job, "name", None)
+    return name if isinstance(name, str) else type(job).__name__

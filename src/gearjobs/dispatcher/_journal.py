@@ -1,0 +1,90 @@
+"""The journal: the recorded answer of one running job, read by every client at its own pace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable
+
+from gearjobs.store import Entry, is_terminal
+
+__all__ = ("Journal",)
+
+logger = logging.getLogger("gearjobs.dispatcher")
+
+Listener = Callable[[Entry], None]
+
+
+class Journal:
+    """An append-only list of entries with live followers.
+
+    One copy of the output is kept, whatever the number of readers: each reader holds only
+    its position. Pull readers (`follow`) go at their own pace, so a slow or vanished one never
+    slows the job; push listeners (`listen`) are called as entries arrive and must not block.
+    All methods run on the event loop's thread.
+    """
+
+    __slots__ = ("_finished", "_listeners", "_waiter", "entries", "terminal")
+
+    def __init__(self, entries: list[Entry] | None = None) -> None:
+        self.entries: list[Entry] = entries if entries is not None else []
+        self.terminal: Entry | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._finished: asyncio.Future[Entry] | None = None
+        self._listeners: list[Listener] = []
+        if self.entries and is_terminal(self.entries[-1]):
+            self.terminal = self.entries[-1]
+
+    @property
+    def done(self) -> bool:
+        """True once the terminal entry was appended."""
+        return self.terminal is not None
+
+    def append(self, entry: Entry) -> None:
+        """Add an entry and wake the readers; entries after the terminal one are dropped."""
+        if self.terminal is not None:
+            logger.warning("journal entry after the end dropped: %r", entry)
+            return
+        self.entries.append(entry)
+        if is_terminal(entry):
+            self.terminal = entry
+            if self._finished is not None and not self._finished.done():
+                self._finished.set_result(entry)
+        for listener in self._listeners:
+            listener(entry)
+        if self.terminal is not None:
+            self._listeners.clear()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def listen(self, listener: Listener) -> None:
+        """Call `listener` with every entry: those already written now, later ones as they come."""
+        for entry in self.entries:
+            listener(entry)
+        if self.terminal is None:
+            self._listeners.append(listener)
+
+    async def wait(self) -> Entry:
+        """The terminal entry, once written."""
+        if self.terminal is not None:
+            return self.terminal
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._finished)
+
+    async def follow(self, offset: int = 0) -> AsyncGenerator[Entry, None]:
+        """Every entry from `offset`, then the new ones live, until the terminal one."""
+        entries = self.entries
+        while True:
+            end = len(entries)
+            while offset < end:
+                yield entries[offset]
+                offset += 1
+            if self.terminal is not None:
+                return
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)

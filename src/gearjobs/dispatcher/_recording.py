@@ -1,0 +1,144 @@
+"""The recording response: what a running job writes to; it feeds the job's journal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from gearjobs.jobs import (
+    JobError,
+    ResponseSuccess,
+    ResponseWriter,
+    as_job_error,
+)
+from gearjobs.store import ENDED, Body, Chunk, Entry, Event, Failed, Succeeded
+
+__all__ = ("RecordingResponse",)
+
+logger = logging.getLogger("gearjobs.dispatcher")
+
+_NEW, _STREAMING, _DONE = 0, 1, 2
+
+
+class _StreamWriter:
+    """The writer a streaming job gets: each write becomes one journal entry."""
+
+    __slots__ = ("_response", "_structured")
+
+    def __init__(self, response: RecordingResponse, structured: bool) -> None:
+        self._response = response
+        self._structured = structured
+
+    def write(self, data: Any) -> None:
+        response = self._response
+        if response._state != _STREAMING:
+            response._misuse("write to a stream that has ended")
+            return
+        if self._structured:
+            response._append(Event(data))
+        elif isinstance(data, str):
+            response._append(Chunk(data.encode()))
+        else:
+            response._append(Chunk(bytes(data)))
+
+
+class RecordingResponse:
+    """A Response that records the answer into a journal instead of writing to a client.
+
+    It enforces the response rules: one terminal write (breaches are logged with the request
+    id and dropped), pending values travel in the Succeeded entry and are dropped on failure,
+    a pending value written after the success is dropped. A job running in a worker thread
+    writes through the event loop, so the journal is only touched on the loop's thread.
+    """
+
+    def __init__(
+        self,
+        append: Callable[[Entry], None],
+        *,
+        loop: asyncio.AbstractEventLoop,
+        label: str,
+    ) -> None:
+        self._direct = append
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._label = label
+        self._state = _NEW
+        self._pending: dict[str, Any] = {}
+        self.misuses: list[str] = []
+
+    def _append(self, entry: Entry) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._direct(entry)
+        else:
+            self._loop.call_soon_threadsafe(self._direct, entry)
+
+    def _misuse(self, message: str) -> None:
+        self.misuses.append(message)
+        logger.error("job %s: %s (ignored)", self._label, message)
+
+    def _begin(self, what: str) -> bool:
+        if self._state != _NEW:
+            self._misuse(f"{what} after the response was written")
+            return False
+        return True
+
+    # The Response protocol
+
+    def stream_result(self) -> bool:
+        return True
+
+    def success(self, kind: ResponseSuccess) -> None:
+        if self._begin("success"):
+            self._state = _DONE
+            self._append(Succeeded(kind, Body.NONE, self._pending))
+
+    def success_with_data(self, kind: ResponseSuccess, data: Any) -> None:
+        if self._begin("success with data"):
+            self._state = _DONE
+            self._append(Succeeded(kind, Body.DATA, self._pending, data))
+
+    def success_with_write(
+        self, kind: ResponseSuccess, flush: bool, structured: bool
+    ) -> ResponseWriter:
+        if not self._begin("success with a stream"):
+            return _StreamWriter(self, structured)
+        self._state = _STREAMING
+        body = Body.EVENTS if structured else Body.TEXT
+        self._append(Succeeded(kind, body, self._pending))
+        return _StreamWriter(self, structured)
+
+    def failure(self, error: BaseException) -> None:
+        if self._begin("failure"):
+            self._state = _DONE
+            self._append(_failed(as_job_error(error)))
+
+    def write_pending_success(self, name: str, value: Any) -> None:
+        if self._state != _NEW:
+            self._misuse(f"pending value {name!r} written after the response")
+            return
+        self._pending[name] = value
+
+    # Called by the dispatcher when the job's execute returns or raises
+
+    def finish(self) -> None:
+        """The job returned: close its stream, or make a plain success if it wrote nothing."""
+        if self._state == _NEW:
+            self.success(ResponseSuccess.OK)
+        elif self._state == _STREAMING:
+            self._state = _DONE
+            self._append(ENDED)
+
+    def fail(self, error: BaseException) -> None:
+        """The job raised: its failure, or the error marker ending its stream."""
+        if self._state == _DONE:
+            logger.error("job %s raised after its answer was written", self._label, exc_info=error)
+            return
+        self._state = _DONE
+        self._append(_failed(as_job_error(error)))
+
+
+def _failed(error: JobError) -> Failed:
+    return Failed(error.response_failure(), error.message, error.response_data())

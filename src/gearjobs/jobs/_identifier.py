@@ -1,0 +1,95 @@
+"""RequestIdentifier: the id that makes a request idempotent."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+
+from gearjobs.jobs._codes import ResponseFailure
+from gearjobs.jobs._errors import SimpleError
+
+__all__ = ("InvalidRequestIdentifier", "RequestIdentifier")
+
+_MESSAGE = "Request ID must be 22 base64 characters or 32 hexadecimal characters."
+_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_B64_22 = re.compile(r"[A-Za-z0-9_-]{22}")
+_B64_24 = re.compile(r"[A-Za-z0-9_-]{22}==")
+
+
+class InvalidRequestIdentifier(SimpleError):
+    """A request id that is not 32 hex, 22 or 24 URL-safe base64 characters."""
+
+    def __init__(self) -> None:
+        super().__init__(ResponseFailure.INVALID_REQUEST, _MESSAGE)
+
+
+class RequestIdentifier:
+    """16 bytes that name one request; equal ids are the same job (per user).
+
+    `str()` gives 22 URL-safe base64 characters without padding; `exact()` the 24 with it.
+    """
+
+    __slots__ = ("_raw", "_text")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != 16:
+            raise InvalidRequestIdentifier()
+        self._raw = bytes(raw)
+        self._text = base64.urlsafe_b64encode(self._raw).decode("ascii")[:22]
+
+    @classmethod
+    def new(cls) -> RequestIdentifier:
+        """A fresh random identifier."""
+        return cls(os.urandom(16))
+
+    @classmethod
+    def parse(cls, text: str) -> RequestIdentifier:
+        """Parse 32 hexadecimal, 22 or 24 (padded) URL-safe base64 characters.
+
+        Anything else raises InvalidRequestIdentifier with the reference's message.
+        """
+        try:
+            if _HEX.fullmatch(text):
+                return cls(bytes.fromhex(text))
+            if _B64_22.fullmatch(text):
+                text += "=="
+            elif not _B64_24.fullmatch(text):
+                raise InvalidRequestIdentifier()
+            raw = base64.urlsafe_b64decode(text)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise InvalidRequestIdentifier() from exc
+        # 22 characters hold 132 bits: the last 4 must be zero for a canonical 16-byte id,
+        # otherwise two strings would name the same id.
+        ident = cls(raw)
+        if ident._text != text[:22]:
+            raise InvalidRequestIdentifier()
+        return ident
+
+    @property
+    def bytes(self) -> bytes:
+        """The 16 raw bytes."""
+        return self._raw
+
+    def exact(self) -> str:
+        """The 24-character form, with base64 padding."""
+        return self._text + "=="
+
+    def hex(self) -> str:
+        """The 32-character hexadecimal form."""
+        return self._raw.hex()
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"RequestIdentifier({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestIdentifier):
+            return NotImplemented
+        return self._raw == other._raw
+
+    def __hash__(self) -> int:
+        return hash(self._raw)

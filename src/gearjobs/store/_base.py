@@ -1,0 +1,122 @@
+"""The store interface: job records and journals, keyed by user and request id."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+from gearjobs.store._records import Entry, JobKey, JobRecord, JobState, is_terminal
+
+__all__ = ("ClaimResult", "Store")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """The answer to a claim: `claimed`, or the record that already holds the id."""
+
+    claimed: bool
+    existing: JobRecord | None = None
+
+
+class Store(abc.ABC):
+    """Where job records and their journals live.
+
+    A record is created by an atomic `claim` (one claimant wins an id; the others get the
+    record that holds it). A finished job's journal and final record are written together by
+    `finish`. Stores whose journals must be visible to other processes while a job runs
+    (`live_journal`) also take `append` calls as the job writes.
+
+    Retention: `prune` drops the answers of jobs finished longer ago than `retention` seconds
+    (their ids stay remembered: records with `kept=False`), and forgets all but the newest
+    `remember` of those ids.
+    """
+
+    live_journal: bool = False
+    """True when journals are appended while jobs run (joins from other processes follow them)."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the store for use (create tables, connect)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the store's resources."""
+
+    @abc.abstractmethod
+    async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
+        """Create `record` unless its id is held.
+
+        An id is free when no record names it, when its record is LOST, or when `replace_run`
+        equals the run of its finished record (a join asked for a re-run). Claiming a held id
+        replaces its record and clears its journal; `record.run` is then set one past the old.
+        """
+
+    @abc.abstractmethod
+    async def get(self, key: JobKey) -> JobRecord | None:
+        """The record of `key`, or None when the id is not remembered."""
+
+    @abc.abstractmethod
+    async def update(self, record: JobRecord) -> None:
+        """Write a changed record (for example when it starts running)."""
+
+    @abc.abstractmethod
+    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
+        """Append entries to the journal of a running job (live journals only)."""
+
+    @abc.abstractmethod
+    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        """Write the final record and the rest of its journal, in one step."""
+
+    @abc.abstractmethod
+    async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
+        """Up to `limit` journal entries of `key` from position `offset`."""
+
+    async def follow(
+        self, key: JobKey, offset: int = 0, *, poll: float = 0.05
+    ) -> AsyncGenerator[Entry, None]:
+        """The journal of `key` from `offset`, following it until its terminal entry.
+
+        This default pages through `read` and polls while the job runs elsewhere; stores that
+        can wait for new entries (Redis) override it.
+        """
+        delay = poll
+        while True:
+            page = await self.read(key, offset)
+            for entry in page:
+                yield entry
+                offset += 1
+                if is_terminal(entry):
+                    return
+            if page:
+                delay = poll
+                continue
+            record = await self.get(key)
+            if record is None or not record.kept:
+                return
+            if record.state.finished:
+                tail = await self.read(key, offset)
+                for entry in tail:
+                    yield entry
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    @abc.abstractmethod
+    async def list_records(
+        self,
+        *,
+        user: str | None = None,
+        state: JobState | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[JobRecord]:
+        """Kept records, newest first; `before` is the (created_at, id) of the last one seen."""
+
+    @abc.abstractmethod
+    async def recover(self, node: str, now: float) -> list[JobRecord]:
+        """Mark the queued and running jobs of `node` LOST at `now` (it restarted); return them."""
+
+    @abc.abstractmethod
+    async def prune(self, *, now: float, retention: float, remember: int) -> int:
+        """Apply retention; return how many records changed or went."""

@@ -1,0 +1,172 @@
+"""What a store keeps: job records, and the journal entries of each job's answer."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gearjobs.jobs import RequestIdentifier, ResponseFailure, ResponseSuccess
+
+__all__ = (
+    "ENDED",
+    "Body",
+    "Chunk",
+    "Ended",
+    "Entry",
+    "Event",
+    "Failed",
+    "JobKey",
+    "JobRecord",
+    "JobState",
+    "Succeeded",
+    "is_terminal",
+)
+
+
+class JobState(enum.Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"
+    """Its server stopped while it was queued or running; a retry of its id runs it again."""
+
+    @property
+    def finished(self) -> bool:
+        """True for succeeded, failed and lost."""
+        return self in _FINISHED
+
+
+_FINISHED: Final = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.LOST})
+
+
+class Body(enum.Enum):
+    """What follows a success in the journal."""
+
+    NONE = "none"
+    DATA = "data"
+    TEXT = "text"
+    EVENTS = "events"
+
+
+@dataclass(frozen=True, slots=True)
+class JobKey:
+    """A job's identity: request ids are scoped by user."""
+
+    user: str
+    id: RequestIdentifier
+
+    def __str__(self) -> str:
+        return f"{self.user}/{self.id}"
+
+
+# Journal entries. A journal is: one Succeeded (with its pending values), then for a stream
+# any number of Chunk or Event entries and an Ended; or a single Failed. A Failed after a
+# stream began is the stream's error marker.
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """The job succeeded; `body` says what follows (data is carried here)."""
+
+    kind: ResponseSuccess
+    body: Body
+    pending: Mapping[str, Any] = field(default_factory=dict)
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a text stream."""
+
+    data: bytes
+
+
+class Event:
+    """One structured event of a stream; its JSON form is made once, however many read it."""
+
+    __slots__ = ("_line", "value")
+
+    def __init__(self, value: Any, line: bytes | None = None) -> None:
+        self.value = value
+        self._line = line
+
+    def line(self) -> bytes:
+        """The event as one line of JSON, newline included."""
+        if self._line is None:
+            self._line = json.dumps(self.value, separators=(",", ":")).encode() + b"\n"
+        return self._line
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.line())
+
+    def __repr__(self) -> str:
+        return f"Event({self.value!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The stream ended normally."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The job failed (or, after a stream began, the stream ended with this error)."""
+
+    failure: ResponseFailure
+    message: str
+    data: Any = None
+
+
+Entry = Succeeded | Chunk | Event | Ended | Failed
+
+ENDED: Final = Ended()
+
+
+def is_terminal(entry: Entry) -> bool:
+    """True for the last entry of a journal."""
+    if isinstance(entry, Succeeded):
+        return entry.body is Body.NONE or entry.body is Body.DATA
+    return isinstance(entry, Ended | Failed)
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """What a store knows of one job."""
+
+    key: JobKey
+    name: str
+    fingerprint: str
+    state: JobState = JobState.QUEUED
+    run: int = 1
+    """Counts the runs of this id: a lost job, or a join that asks for a re-run, runs again."""
+    node: str = ""
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    success: ResponseSuccess | None = None
+    body: Body | None = None
+    failure: ResponseFailure | None = None
+    kept: bool = True
+    """False once retention has dropped the record's answer; the id is still remembered."""
+
+    def outcome_from(self, terminal: Entry, succeeded: Succeeded | None) -> None:
+        """Set state and outcome from the journal's Succeeded entry and its last entry."""
+        if succeeded is not None:
+            self.success = succeeded.kind
+            self.body = succeeded.body
+        if isinstance(terminal, Failed):
+            self.failure = terminal.failure
+            self.state = JobState.FAILED
+        else:
+            self.state = JobState.SUCCEEDED

@@ -1,0 +1,148 @@
+import asyncio
+import threading
+
+import pytest
+
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.jobs import ClientResponse, GearjobsError, JobError, RequestIdentifier, Response
+from gearjobs.jobs import ResponseFailure as F
+from gearjobs.store import JobKey, MemoryStore
+
+from .helpers import OK, BlockingJob, DataJob, Gate
+
+
+async def test_a_slow_queue_full_of_blocking_jobs_does_not_delay_a_fast_job() -> None:
+    async with Dispatcher(concurrent=2, queue_slow=4, queue_fast=4) as dispatcher:
+        gate = Gate()
+        blockers = [BlockingJob(gate) for _ in range(6)]  # 2 running + 4 waiting: slow is full
+        handles = [await dispatcher.dispatch(RequestIdentifier.new(), b) for b in blockers[:2]]
+        await blockers[0].started.wait()
+        await blockers[1].started.wait()
+        handles += [await dispatcher.dispatch(RequestIdentifier.new(), b) for b in blockers[2:]]
+        with pytest.raises(JobError) as caught:
+            await dispatcher.dispatch(RequestIdentifier.new(), BlockingJob(gate))
+        assert caught.value.response_failure() is F.RATE_LIMIT
+        fast = BlockingJob(Gate(), fast=True)
+        fast.gate.open()
+        response = ClientResponse()
+        await (await dispatcher.dispatch(RequestIdentifier.new(), fast, response))
+        assert response.data == "unblocked"
+        assert sum(b.runs for b in blockers) == 2, "the slow jobs are still blocked"
+        gate.open()
+        await asyncio.gather(*(h.wait() for h in handles))
+
+
+async def test_a_sync_job_runs_in_a_worker_thread_and_the_loop_keeps_running(
+    dispatcher: Dispatcher,
+) -> None:
+    gate = Gate()
+    job = BlockingJob(gate)
+    handle = await dispatcher.dispatch(RequestIdentifier.new(), job)
+    await job.started.wait()
+    # The job's thread is blocked; the event loop still serves this coroutine and others.
+    ticks = 0
+    for _ in range(10):
+        await asyncio.sleep(0)
+        ticks += 1
+    assert ticks == 10
+    quick = ClientResponse()
+    await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("on the loop"), quick))
+    assert quick.data == "on the loop"
+    gate.open()
+    await handle
+    assert job.thread is not None and job.thread != threading.get_ident()
+
+
+async def test_an_async_job_runs_on_the_event_loop(dispatcher: Dispatcher) -> None:
+    seen: list[int] = []
+
+    class OnLoop:
+        async def execute(self, response: Response) -> None:
+            seen.append(threading.get_ident())
+            response.success(OK)
+
+    await (await dispatcher.dispatch(RequestIdentifier.new(), OnLoop()))
+    assert seen == [threading.get_ident()]
+
+
+async def test_a_full_queue_rejects_at_once_runs_nothing_and_a_retry_later_runs() -> None:
+    store = MemoryStore()
+    async with Dispatcher(store=store, concurrent=1, queue_slow=1) as dispatcher:
+        gate = Gate()
+        running = BlockingJob(gate)
+        waiting = BlockingJob(gate)
+        first = await dispatcher.dispatch(RequestIdentifier.new(), running)
+        await running.started.wait()
+        second = await dispatcher.dispatch(RequestIdentifier.new(), waiting)
+        rejected_id = RequestIdentifier.new()
+        rejected = BlockingJob(gate)
+        with pytest.raises(JobError) as caught:
+            await dispatcher.dispatch(rejected_id, rejected)
+        assert caught.value.response_failure() is F.RATE_LIMIT
+        assert caught.value.message == (
+            "The server is at maximum capacity - please try again shortly"
+        )
+        assert rejected.runs == 0
+        assert await store.get(JobKey("anonymous", rejected_id)) is None
+        gate.open()
+        await first
+        await second
+        retry = ClientResponse()
+        await (await dispatcher.dispatch(rejected_id, rejected, retry))
+        assert rejected.runs == 1
+        assert retry.data == "unblocked"
+
+
+async def test_a_full_queue_still_replays_finished_jobs() -> None:
+    async with Dispatcher(concurrent=1, queue_slow=1) as dispatcher:
+        done_id = RequestIdentifier.new()
+        await (await dispatcher.dispatch(done_id, DataJob("kept")))
+        gate = Gate()
+        blockers = [BlockingJob(gate), BlockingJob(gate)]
+        handles = [await dispatcher.dispatch(RequestIdentifier.new(), blockers[0])]
+        await blockers[0].started.wait()
+        handles.append(await dispatcher.dispatch(RequestIdentifier.new(), blockers[1]))
+        with pytest.raises(JobError):  # the queue is full now
+            await dispatcher.dispatch(RequestIdentifier.new(), BlockingJob(gate))
+        replay = ClientResponse()
+        await (await dispatcher.dispatch(done_id, DataJob("kept"), replay))
+        assert replay.data == "kept"
+        gate.open()
+        await asyncio.gather(*(h.wait() for h in handles))
+
+
+async def test_a_worker_lives_on_after_a_job_raises() -> None:
+    async with Dispatcher(concurrent=1) as dispatcher:
+
+        class Boom:
+            def execute(self, response: Response) -> None:
+                raise KeyError("missing")
+
+        failed = ClientResponse()
+        await (await dispatcher.dispatch(RequestIdentifier.new(), Boom(), failed))
+        assert failed.error is not None
+        assert failed.error.response_failure() is F.ERROR
+        after = ClientResponse()
+        await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after))
+        assert after.data == "alive"
+
+
+async def test_a_sync_job_streaming_from_its_thread_is_recorded_in_order(
+    dispatcher: Dispatcher,
+) -> None:
+    class Threaded:
+        def execute(self, response: Response) -> None:
+            writer = response.success_with_write(OK, True, False)
+            for i in range(500):
+                writer.write(f"{i}\n")
+
+    response = ClientResponse()
+    await (await dispatcher.dispatch(RequestIdentifier.new(), Threaded(), response))
+    assert response.data.getvalue() == "".join(f"{i}\n" for i in range(500)).encode()
+
+
+def test_queue_sizes_must_be_positive() -> None:
+    with pytest.raises(GearjobsError, match="capacity must be at least 1"):
+        Dispatcher(queue_fast=0)
+    with pytest.raises(GearjobsError, match="concurrent must be at least 1"):
+        Dispatcher(concurrent=0)
