@@ -136,14 +136,16 @@ async def main() -> None:
         bare.append(await bare_queue(args.jobs, args.clients, args.workers))
         ours.append(await dispatcher_rate(args.jobs, args.clients, args.workers))
     b, o = statistics.median(bare), statistics.median(ours)
-    print(f"bare asyncio.Queue + {args.workers} workers: {b:,.0f} jobs/s (median of {args.repeat})")
-    print(f"gearjobs Dispatcher (memory store):   {o:,.0f} jobs/s (median of {args.repeat})")
+    n = args.repeat
+    print(f"bare asyncio.Queue + {args.workers} workers: {b:,.0f} jobs/s (median of {n})")
+    print(f"gearjobs Dispatcher (memory store):   {o:,.0f} jobs/s (median of {n})")
     print(f"ratio dispatcher / bare queue: {o / b:.2f}  (goal >= 0.5)")
 
     peak, output = await subscriber_memory(args.readers)
     budget = output + 32 * 1024 * args.readers
     print(
-        f"{args.readers} readers of a {output / 2**20:.0f} MiB stream: peak {peak / 2**20:.1f} MiB; "
+        f"{args.readers} readers of a {output / 2**20:.0f} MiB stream: "
+        f"peak {peak / 2**20:.1f} MiB; "
         f"budget {budget / 2**20:.1f} MiB (output + 32 KiB/reader); "
         f"per reader beyond the output: {(peak - output) / args.readers / 1024:.1f} KiB"
     )

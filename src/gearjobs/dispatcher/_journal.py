@@ -24,13 +24,15 @@ class Journal:
     All methods run on the event loop's thread.
     """
 
-    __slots__ = ("_finished", "_listeners", "_waiter", "entries", "terminal")
+    __slots__ = ("_enders", "_listeners", "_waiters", "entries", "terminal")
 
     def __init__(self, entries: list[Entry] | None = None) -> None:
         self.entries: list[Entry] = entries if entries is not None else []
         self.terminal: Entry | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._finished: asyncio.Future[Entry] | None = None
+        # Each waiting reader has its own future, so a reader that is cancelled cancels
+        # nothing but itself.
+        self._waiters: list[asyncio.Future[None]] = []
+        self._enders: list[asyncio.Future[Entry]] = []
         self._listeners: list[Listener] = []
         if self.entries and is_terminal(self.entries[-1]):
             self.terminal = self.entries[-1]
@@ -46,19 +48,21 @@ class Journal:
             logger.warning("journal entry after the end dropped: %r", entry)
             return
         self.entries.append(entry)
+        if self._listeners:
+            for listener in self._listeners:
+                listener(entry)
         if is_terminal(entry):
             self.terminal = entry
-            if self._finished is not None and not self._finished.done():
-                self._finished.set_result(entry)
-        for listener in self._listeners:
-            listener(entry)
-        if self.terminal is not None:
             self._listeners.clear()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+            enders, self._enders = self._enders, []
+            for ender in enders:
+                if not ender.done():
+                    ender.set_result(entry)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def listen(self, listener: Listener) -> None:
         """Call `listener` with every entry: those already written now, later ones as they come."""
@@ -71,9 +75,9 @@ class Journal:
         """The terminal entry, once written."""
         if self.terminal is not None:
             return self.terminal
-        if self._finished is None:
-            self._finished = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(self._finished)
+        ender: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        self._enders.append(ender)
+        return await ender
 
     async def follow(self, offset: int = 0) -> AsyncGenerator[Entry, None]:
         """Every entry from `offset`, then the new ones live, until the terminal one."""
@@ -85,6 +89,6 @@ class Journal:
                 offset += 1
             if self.terminal is not None:
                 return
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._waiter)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -32,7 +33,8 @@ class JobQueue(Generic[T]):
         self.waiting = 0
         """Reserved or queued jobs that no worker has taken yet."""
         self.running = 0
-        self._items: asyncio.Queue[T] = asyncio.Queue()
+        self._items: deque[T] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
         self._executor: ThreadPoolExecutor | None = None
 
     @property
@@ -56,21 +58,28 @@ class JobQueue(Generic[T]):
         self.waiting -= 1
 
     def put(self, item: T) -> None:
-        """Queue an item for a reserved place."""
-        self._items.put_nowait(item)
+        """Queue an item for a reserved place and wake an idle worker."""
+        self._items.append(item)
+        while self._idle:
+            idle = self._idle.popleft()
+            if not idle.done():
+                idle.set_result(None)
+                break
 
     async def take(self) -> T:
-        """The next item, for a worker."""
-        item = await self._items.get()
+        """The next item, for a worker; waits while there is none."""
+        while not self._items:
+            idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(idle)
+            await idle
         self.waiting -= 1
-        return item
+        return self._items.popleft()
 
     def drain(self) -> list[T]:
         """Remove and return every waiting item (on close)."""
-        items = []
-        while not self._items.empty():
-            items.append(self._items.get_nowait())
-            self.waiting -= 1
+        items = list(self._items)
+        self._items.clear()
+        self.waiting -= len(items)
         return items
 
     def shutdown(self) -> None:

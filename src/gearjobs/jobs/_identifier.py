@@ -31,12 +31,13 @@ class RequestIdentifier:
     `str()` gives 22 URL-safe base64 characters without padding; `exact()` the 24 with it.
     """
 
-    __slots__ = ("_raw", "_text")
+    __slots__ = ("_hash", "_raw", "_text")
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) != 16:
             raise InvalidRequestIdentifier()
         self._raw = bytes(raw)
+        self._hash = hash(self._raw)
         self._text = base64.urlsafe_b64encode(self._raw).decode("ascii")[:22]
 
     @classmethod
@@ -92,4 +93,4 @@ class RequestIdentifier:
         return self._raw == other._raw
 
     def __hash__(self) -> int:
-        return hash(self._raw)
+        return self._hash

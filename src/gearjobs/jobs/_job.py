@@ -102,12 +102,21 @@ def is_fast(job: object) -> bool:
     return bool(getattr(job, "fast", False))
 
 
+_ASYNC_TYPES: dict[type, bool] = {}
+
+
 def is_async_job(job: Job) -> bool:
     """True when the job's execute is a coroutine function (runs on the event loop)."""
-    execute = job.execute
     if isinstance(job, JobFunction):
         return inspect.iscoroutinefunction(job.func)
-    return inspect.iscoroutinefunction(execute)
+    kind = type(job)
+    known = _ASYNC_TYPES.get(kind)
+    if known is None:
+        # Looked up on the type once; an execute set on an instance is looked at each time.
+        if "execute" in getattr(job, "__dict__", ()):
+            return inspect.iscoroutinefunction(job.execute)
+        known = _ASYNC_TYPES[kind] = inspect.iscoroutinefunction(job.execute)
+    return known
 
 
 def fingerprint_of(job: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from gearjobs.store._base import ClaimResult, Store
@@ -29,24 +28,24 @@ class MemoryStore(Store):
                 replace_run is not None and existing.run == replace_run and existing.state.finished
             )
             if not free:
-                return ClaimResult(False, dataclasses.replace(existing))
+                return ClaimResult(False, existing.copy())
             record.run = existing.run + 1
-        self._records[record.key] = dataclasses.replace(record)
+        self._records[record.key] = record.copy()
         self._journals[record.key] = []
         return ClaimResult(True)
 
     async def get(self, key: JobKey) -> JobRecord | None:
         record = self._records.get(key)
-        return None if record is None else dataclasses.replace(record)
+        return None if record is None else record.copy()
 
     async def update(self, record: JobRecord) -> None:
-        self._records[record.key] = dataclasses.replace(record)
+        self._records[record.key] = record.copy()
 
     async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
         self._journals.setdefault(key, []).extend(entries)
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        self._records[record.key] = dataclasses.replace(record)
+        self._records[record.key] = record.copy()
         journal = self._journals.setdefault(record.key, [])
         journal.extend(entries)
 
@@ -72,7 +71,7 @@ class MemoryStore(Store):
             and (before is None or (r.created_at, str(r.key.id)) < before)
         ]
         found.sort(key=lambda r: (r.created_at, str(r.key.id)), reverse=True)
-        return [dataclasses.replace(r) for r in found[:limit]]
+        return [r.copy() for r in found[:limit]]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
         lost = []
@@ -80,7 +79,7 @@ class MemoryStore(Store):
             if record.node == node and not record.state.finished:
                 record.state = JobState.LOST
                 record.finished_at = now
-                lost.append(dataclasses.replace(record))
+                lost.append(record.copy())
         return lost
 
     async def prune(self, *, now: float, retention: float, remember: int) -> int:
