@@ -1,12 +1,18 @@
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from gearjobs.dispatcher import Dispatcher
-from gearjobs.store import MemoryStore
+from gearjobs.store import MemoryStore, SQLiteStore, Store
 
 
-@pytest.fixture
-async def dispatcher() -> AsyncIterator[Dispatcher]:
-    async with Dispatcher(store=MemoryStore(), concurrent=4) as d:
-        yield d
+@pytest.fixture(params=["memory", "sqlite"])
+async def dispatcher(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Dispatcher]:
+    store: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "d.db")
+    await store.open()
+    try:
+        async with Dispatcher(store=store, concurrent=4) as d:
+            yield d
+    finally:
+        await store.close()

@@ -1,6 +1,7 @@
 """Stores: where job records and journals live (memory, SQLite, Redis)."""
 
 from gearjobs.store._base import ClaimResult, Store
+from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._memory import MemoryStore
 from gearjobs.store._records import (
     ENDED,
@@ -16,6 +17,8 @@ from gearjobs.store._records import (
     Succeeded,
     is_terminal,
 )
+from gearjobs.store._sqlite import SQLiteStore
+from gearjobs.store._url import store_from_url
 
 __all__ = (
     "ENDED",
@@ -30,7 +33,11 @@ __all__ = (
     "JobRecord",
     "JobState",
     "MemoryStore",
+    "SQLiteStore",
     "Store",
     "Succeeded",
+    "decode_entry",
+    "encode_entry",
     "is_terminal",
+    "store_from_url",
 )

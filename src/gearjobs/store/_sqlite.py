@@ -1,0 +1,359 @@
+"""The SQLite store: the embedded default, one file in WAL mode, durable across kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.store._base import ClaimResult, Store
+from gearjobs.store._codec import decode_entry, encode_entry
+from gearjobs.store._records import Body, Entry, JobKey, JobRecord, JobState
+
+__all__ = ("SQLiteStore",)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    user TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    success TEXT,
+    body TEXT,
+    failure TEXT,
+    kept INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (user, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (kept, finished_at);
+CREATE INDEX IF NOT EXISTS jobs_node ON jobs (node, state);
+CREATE TABLE IF NOT EXISTS journal (
+    user TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (user, id, seq)
+) WITHOUT ROWID;
+"""
+
+COLUMNS = (
+    "user, id, name, fingerprint, state, run, node, created_at, started_at, finished_at, "
+    "success, body, failure, kept"
+)
+PRUNE_BATCH = 500
+
+
+def _row(record: JobRecord) -> tuple[Any, ...]:
+    return (
+        record.key.user,
+        str(record.key.id),
+        record.name,
+        record.fingerprint,
+        record.state.value,
+        record.run,
+        record.node,
+        record.created_at,
+        record.started_at,
+        record.finished_at,
+        None if record.success is None else record.success.value,
+        None if record.body is None else record.body.value,
+        None if record.failure is None else record.failure.value,
+        int(record.kept),
+    )
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    return JobRecord(
+        JobKey(row[0], RequestIdentifier.parse(row[1])),
+        row[2],
+        row[3],
+        JobState(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        None if row[10] is None else ResponseSuccess(row[10]),
+        None if row[11] is None else Body(row[11]),
+        None if row[12] is None else ResponseFailure(row[12]),
+        bool(row[13]),
+    )
+
+
+class SQLiteStore(Store):
+    """Records and journals in one SQLite file (WAL mode).
+
+    All database work runs on one thread of the store's own, so the event loop never waits on
+    the disk, and claims are serialised there (each in an IMMEDIATE transaction, which also
+    keeps them atomic if another process opens the same file). A finished job's record and
+    journal are written in one transaction: a crash leaves either all of the answer or none.
+    """
+
+    def __init__(self, path: str | Path = "gearjobs.db") -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gearjobs-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, func, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise GearjobsError(f"{self!r} is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self._db is None:
+            await self._run(self._open)
+
+    def _open(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise GearjobsError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # Claims and records
+
+    async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
+        return await self._run(self._claim, record, replace_run)
+
+    def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
+        db = self.db
+        user, ident = record.key.user, str(record.key.id)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
+            ).fetchone()
+            if row is not None:
+                existing = _record(row)
+                free = existing.state is JobState.LOST or (
+                    replace_run is not None
+                    and existing.run == replace_run
+                    and existing.state.finished
+                )
+                if not free:
+                    db.execute("COMMIT")
+                    return ClaimResult(False, existing)
+                record.run = existing.run + 1
+                db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
+            db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return ClaimResult(True)
+
+    async def get(self, key: JobKey) -> JobRecord | None:
+        return await self._run(self._get, key)
+
+    def _get(self, key: JobKey) -> JobRecord | None:
+        row = self.db.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (key.user, str(key.id))
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    async def update(self, record: JobRecord) -> None:
+        await self._run(self._update, record)
+
+    def _update(self, record: JobRecord) -> None:
+        self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+
+    # Journals
+
+    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
+        await self._run(self._append_in_transaction, key, [encode_entry(e) for e in entries])
+
+    def _append_in_transaction(self, key: JobKey, encoded: list[tuple[str, bytes]]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._append(key, encoded)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _append(self, key: JobKey, encoded: list[tuple[str, bytes]]) -> None:
+        db = self.db
+        user, ident = key.user, str(key.id)
+        (start,) = db.execute(
+            "SELECT COALESCE(MAX(seq) + 1, 0) FROM journal WHERE user = ? AND id = ?",
+            (user, ident),
+        ).fetchone()
+        db.executemany(
+            "INSERT INTO journal (user, id, seq, kind, payload) VALUES (?, ?, ?, ?, ?)",
+            [(user, ident, start + i, kind, payload) for i, (kind, payload) in enumerate(encoded)],
+        )
+
+    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
+        encoded = [encode_entry(e) for e in entries]
+        await self._run(self._finish, record.copy(), encoded)
+
+    def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+            self._append(record.key, encoded)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
+        rows = await self._run(self._read, key, offset, limit)
+        return [decode_entry(kind, payload) for kind, payload in rows]
+
+    def _read(self, key: JobKey, offset: int, limit: int) -> list[tuple[str, bytes]]:
+        return self.db.execute(
+            "SELECT kind, payload FROM journal WHERE user = ? AND id = ? AND seq >= ? "
+            "ORDER BY seq LIMIT ?",
+            (key.user, str(key.id), offset, limit),
+        ).fetchall()
+
+    # Lists, recovery, retention
+
+    async def list_records(
+        self,
+        *,
+        user: str | None = None,
+        state: JobState | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[JobRecord]:
+        where = ["kept = 1"]
+        args: list[Any] = []
+        if user is not None:
+            where.append("user = ?")
+            args.append(user)
+        if state is not None:
+            where.append("state = ?")
+            args.append(state.value)
+        if name is not None:
+            where.append("name = ?")
+            args.append(name)
+        if before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args.extend([before[0], before[0], before[1]])
+        sql = (
+            f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        rows = await self._run(lambda: self.db.execute(sql, (*args, limit)).fetchall())
+        return [_record(row) for row in rows]
+
+    async def recover(self, node: str, now: float) -> list[JobRecord]:
+        return await self._run(self._recover, node, now)
+
+    def _recover(self, node: str, now: float) -> list[JobRecord]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE node = ? AND state IN ('queued', 'running')",
+                (node,),
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET state = 'lost', finished_at = ? "
+                "WHERE node = ? AND state IN ('queued', 'running')",
+                (now, node),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        lost = [_record(row) for row in rows]
+        for record in lost:
+            record.state = JobState.LOST
+            record.finished_at = now
+        return lost
+
+    async def prune(self, *, now: float, retention: float, remember: int) -> int:
+        # In small batches, each its own transaction, so requests interleave with pruning.
+        changed = 0
+        while True:
+            done = await self._run(self._prune_batch, now - retention)
+            changed += done
+            if done < PRUNE_BATCH:
+                break
+        while True:
+            done = await self._run(self._forget_batch, remember)
+            changed += done
+            if done < PRUNE_BATCH:
+                break
+        return changed
+
+    def _prune_batch(self, horizon: float) -> int:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                "SELECT user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
+                (horizon, PRUNE_BATCH),
+            ).fetchall()
+            for user, ident, state in rows:
+                db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
+                if state == JobState.LOST.value:
+                    db.execute("DELETE FROM jobs WHERE user = ? AND id = ?", (user, ident))
+                else:
+                    db.execute("UPDATE jobs SET kept = 0 WHERE user = ? AND id = ?", (user, ident))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def _forget_batch(self, remember: int) -> int:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                "SELECT user, id FROM jobs WHERE kept = 0 "
+                "ORDER BY finished_at DESC LIMIT ? OFFSET ?",
+                (PRUNE_BATCH, remember),
+            ).fetchall()
+            db.executemany("DELETE FROM jobs WHERE user = ? AND id = ?", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+
+_MARKS = ", ".join("?" * len(COLUMNS.split(",")))

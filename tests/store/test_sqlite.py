@@ -1,0 +1,101 @@
+"""What the SQLite store adds to the contract: a file that outlives the process."""
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.store import (
+    ENDED,
+    Body,
+    Chunk,
+    Entry,
+    Event,
+    Failed,
+    JobKey,
+    JobRecord,
+    JobState,
+    MemoryStore,
+    SQLiteStore,
+    Succeeded,
+    decode_entry,
+    encode_entry,
+    store_from_url,
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@given(json_values, st.dictionaries(st.text(min_size=1), st.text() | st.integers(), max_size=3))
+def test_entries_round_trip_through_their_encoding(value: Any, pending: dict[str, Any]) -> None:
+    entries: list[Entry] = [
+        Succeeded(ResponseSuccess.ACCEPTED, Body.DATA, pending, value),
+        Succeeded(ResponseSuccess.OK, Body.TEXT, pending),
+        Chunk(b"\x00\xffbytes"),
+        Event(value),
+        ENDED,
+        Failed(ResponseFailure.INVALID_REQUEST, "bad", value),
+    ]
+    for entry in entries:
+        assert decode_entry(*encode_entry(entry)) == entry
+
+
+def test_data_that_is_not_json_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(GearjobsError, match="not JSON-serializable"):
+        encode_entry(Succeeded(ResponseSuccess.OK, Body.DATA, {}, object()))
+
+
+async def test_a_finished_answer_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    key = JobKey("alice", RequestIdentifier.new())
+    entries: list[Entry] = [
+        Succeeded(ResponseSuccess.OK, Body.TEXT, {"N": 2}),
+        Chunk(b"a\n"),
+        Chunk(b"b\n"),
+        ENDED,
+    ]
+    first = SQLiteStore(path)
+    await first.open()
+    record = JobRecord(key, "sleep", "fp", node="n")
+    await first.claim(record)
+    record.state = JobState.SUCCEEDED
+    record.finished_at = 1.0
+    await first.finish(record, entries)
+    await first.close()
+
+    second = SQLiteStore(path)
+    await second.open()
+    try:
+        got = await second.get(key)
+        assert got is not None and got.state is JobState.SUCCEEDED
+        assert await second.read(key) == entries
+    finally:
+        await second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_store_urls_name_the_stores(tmp_path: Path) -> None:
+    assert isinstance(store_from_url("memory://"), MemoryStore)
+    sqlite = store_from_url(f"sqlite:///{tmp_path}/x.db")
+    assert isinstance(sqlite, SQLiteStore) and sqlite.path == tmp_path / "x.db"
+    relative = store_from_url("sqlite:///gearjobs.db")
+    assert isinstance(relative, SQLiteStore) and str(relative.path) == "gearjobs.db"
+    for bad in ("sqlite://", "postgres://x", "nonsense"):
+        with pytest.raises(GearjobsError, match="store"):
+            store_from_url(bad)
+
+
+async def test_an_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "missing-dir" / "jobs.db")
+    with pytest.raises(GearjobsError, match="cannot open the SQLite store"):
+        await store.open()
+    await store.close()
