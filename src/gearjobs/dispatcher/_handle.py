@@ -56,6 +56,12 @@ class JobHandle:
             return self._journal.follow(offset)
         return self._store.follow(self.record.key, offset)
 
+    def follow_batches(self, offset: int = 0) -> AsyncGenerator[list[Entry], None]:
+        """Like `follow`, but what is available at once comes as one list (fewer writes)."""
+        if self._journal is not None:
+            return self._journal.follow_batches(offset)
+        return self._store.follow_batches(self.record.key, offset)
+
     async def wait(self) -> Entry:
         """The terminal entry of the journal, once the job has finished."""
         if self._journal is not None:

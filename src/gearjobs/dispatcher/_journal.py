@@ -79,6 +79,22 @@ class Journal:
         self._enders.append(ender)
         return await ender
 
+    async def follow_batches(self, offset: int = 0) -> AsyncGenerator[list[Entry], None]:
+        """Like `follow`, but every entry available at once comes in one list."""
+        entries = self.entries
+        while True:
+            end = len(entries)
+            if offset < end:
+                yield entries[offset:end]
+                offset = end
+            if self.terminal is not None and offset >= len(entries):
+                return
+            if offset < len(entries):
+                continue
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
     async def follow(self, offset: int = 0) -> AsyncGenerator[Entry, None]:
         """Every entry from `offset`, then the new ones live, until the terminal one."""
         entries = self.entries

@@ -38,6 +38,8 @@ from gearjobs.jobs._job import (
     is_async_job,
     is_fast,
 )
+from gearjobs.jobs._jobset import JobRequest, JobSet, NamedJob
+from gearjobs.jobs._params import InvalidParameter, Params
 from gearjobs.jobs._response import Response, ResponseWriter
 
 ErrNoJobForRequest = NoJobForRequest
@@ -53,6 +55,7 @@ __all__ = (
     "ErrRanToCompletion",
     "ExtensionRegistry",
     "GearjobsError",
+    "InvalidParameter",
     "InvalidRequestIdentifier",
     "Job",
     "JobContext",
@@ -61,9 +64,13 @@ __all__ = (
     "JobExtensionFunc",
     "JobFunction",
     "JobInitializer",
+    "JobRequest",
+    "JobSet",
     "Join",
     "JoinAction",
+    "NamedJob",
     "NoJobForRequest",
+    "Params",
     "RequestIdentifier",
     "Response",
     "ResponseFailure",

@@ -74,7 +74,15 @@ class Store(abc.ABC):
     async def follow(
         self, key: JobKey, offset: int = 0, *, poll: float = 0.05
     ) -> AsyncGenerator[Entry, None]:
-        """The journal of `key` from `offset`, following it until its terminal entry.
+        """The journal of `key` from `offset`, following it until its terminal entry."""
+        async for batch in self.follow_batches(key, offset, poll=poll):
+            for entry in batch:
+                yield entry
+
+    async def follow_batches(
+        self, key: JobKey, offset: int = 0, *, poll: float = 0.05
+    ) -> AsyncGenerator[list[Entry], None]:
+        """Like `follow`, a page of entries at a time.
 
         This default pages through `read` and polls while the job runs elsewhere; stores that
         can wait for new entries (Redis) override it.
@@ -82,12 +90,13 @@ class Store(abc.ABC):
         delay = poll
         while True:
             page = await self.read(key, offset)
-            for entry in page:
-                yield entry
-                offset += 1
-                if is_terminal(entry):
-                    return
             if page:
+                for i, entry in enumerate(page):
+                    if is_terminal(entry):
+                        yield page[: i + 1]
+                        return
+                yield page
+                offset += len(page)
                 delay = poll
                 continue
             record = await self.get(key)
@@ -95,8 +104,8 @@ class Store(abc.ABC):
                 return
             if record.state.finished:
                 tail = await self.read(key, offset)
-                for entry in tail:
-                    yield entry
+                if tail:
+                    yield tail
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -1,0 +1,189 @@
+"""Turning a job's journal into an HTTP answer: status, pending headers and body."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from gearjobs.dispatcher import JobHandle
+from gearjobs.http._negotiate import Mode
+from gearjobs.http._status import RETRY_AFTER, failure_status, success_status
+from gearjobs.http._table import NotATable, render_table
+from gearjobs.jobs import ResponseFailure
+from gearjobs.store import Body, Chunk, Ended, Entry, Event, Failed, Succeeded
+
+__all__ = ("answer", "error_response", "sse_answer")
+
+NDJSON = "application/x-ndjson"
+TEXT = "text/plain; charset=utf-8"
+
+
+def error_response(
+    failure: ResponseFailure,
+    message: str,
+    data: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    status: int | None = None,
+) -> JSONResponse:
+    """The JSON body of a failure: message, code and (when there is some) data."""
+    body: dict[str, Any] = {"message": message, "code": failure.value}
+    if data is not None:
+        body["data"] = data
+    all_headers = dict(headers or {})
+    code = status or failure_status(failure)
+    if code in (429, 503):
+        all_headers["Retry-After"] = RETRY_AFTER
+    return JSONResponse(body, status_code=code, headers=all_headers)
+
+
+def pending_headers(succeeded: Succeeded) -> dict[str, str]:
+    """Pending values as `X-{name}` headers."""
+    return {f"X-{name}": _header_value(value) for name, value in succeeded.pending.items()}
+
+
+def _header_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _marker(failed: Failed, events: bool) -> bytes:
+    """The error marker that ends a stream whose job failed after it began streaming."""
+    error: dict[str, Any] = {"code": failed.failure.value, "message": failed.message}
+    if failed.data is not None:
+        error["data"] = failed.data
+    if events:
+        return json.dumps({"$error": error}, separators=(",", ":")).encode() + b"\n"
+    return f"\n$error: {failed.failure.value}: {failed.message}\n".encode()
+
+
+async def _stream_body(
+    batches: AsyncGenerator[list[Entry], None], first: list[Entry], events: bool
+) -> AsyncIterator[bytes]:
+    try:
+        pending = first
+        while True:
+            parts = []
+            for entry in pending:
+                if isinstance(entry, Chunk):
+                    parts.append(entry.data)
+                elif isinstance(entry, Event):
+                    parts.append(entry.line())
+                elif isinstance(entry, Failed):
+                    parts.append(_marker(entry, events))
+            if parts:
+                yield b"".join(parts)
+            if pending and isinstance(pending[-1], Ended | Failed):
+                return
+            try:
+                pending = await anext(batches)
+            except StopAsyncIteration:
+                return
+    finally:
+        await batches.aclose()
+
+
+async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Response:
+    """The HTTP answer for a job, from the start of its journal."""
+    if mode is Mode.SSE:
+        return sse_answer(handle, 0, headers)
+    batches = handle.follow_batches()
+    try:
+        batch = await anext(batches)
+    except StopAsyncIteration:
+        await batches.aclose()
+        return error_response(ResponseFailure.ERROR, "the job's answer is missing", headers=headers)
+    first, rest = batch[0], batch[1:]
+    if isinstance(first, Failed):
+        await batches.aclose()
+        return error_response(first.failure, first.message, first.data, headers=headers)
+    if not isinstance(first, Succeeded):
+        await batches.aclose()
+        message = "the job's answer is malformed"
+        return error_response(ResponseFailure.ERROR, message, headers=headers)
+    headers = {**headers, **pending_headers(first)}
+    status = success_status(first.kind, first.body)
+    if first.body is Body.NONE:
+        await batches.aclose()
+        return Response(status_code=status, headers=headers)
+    if first.body is Body.DATA:
+        await batches.aclose()
+        if mode is Mode.TABLE:
+            try:
+                return PlainTextResponse(render_table(first.data), status, headers=headers)
+            except NotATable as exc:
+                return error_response(ResponseFailure.NOT_ACCEPTABLE, str(exc), headers=headers)
+        return JSONResponse(first.data, status_code=status, headers=headers)
+    if mode is not Mode.STREAM:
+        # The client did not ask for a stream: it gets 204, and the job runs to its end.
+        await batches.aclose()
+        return Response(status_code=204, headers=headers)
+    events = first.body is Body.EVENTS
+    return StreamingResponse(
+        _stream_body(batches, rest, events),
+        status_code=status,
+        headers=headers,
+        media_type=NDJSON if events else TEXT,
+    )
+
+
+def _sse_event(position: int, entry: Entry) -> bytes:
+    if isinstance(entry, Chunk):
+        kind = "text"
+        data = entry.data.decode("utf-8", errors="replace")
+    elif isinstance(entry, Event):
+        kind = "event"
+        data = entry.line().decode().rstrip("\n")
+    elif isinstance(entry, Succeeded):
+        kind = "success"
+        body: dict[str, Any] = {
+            "kind": entry.kind.value,
+            "body": entry.body.value,
+            "pending": dict(entry.pending),
+        }
+        if entry.body is Body.DATA:
+            body["data"] = entry.data
+        data = json.dumps(body, separators=(",", ":"))
+    elif isinstance(entry, Failed):
+        kind = "failure"
+        error: dict[str, Any] = {"message": entry.message, "code": entry.failure.value}
+        if entry.data is not None:
+            error["data"] = entry.data
+        data = json.dumps(error, separators=(",", ":"))
+    else:
+        kind = "end"
+        data = "{}"
+    lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    payload = "".join(f"data: {line}\n" for line in lines)
+    return f"id: {position}\nevent: {kind}\n{payload}\n".encode()
+
+
+async def _sse_body(handle: JobHandle, offset: int) -> AsyncIterator[bytes]:
+    batches = handle.follow_batches(offset)
+    position = offset
+    try:
+        async for batch in batches:
+            parts = []
+            for entry in batch:
+                parts.append(_sse_event(position, entry))
+                position += 1
+            yield b"".join(parts)
+    finally:
+        await batches.aclose()
+
+
+def sse_answer(handle: JobHandle, offset: int, headers: dict[str, str]) -> StreamingResponse:
+    """The journal from `offset` as Server-Sent Events; each event's id is its position.
+
+    Event types: `success` (kind, body, pending values, data), `text` (a chunk of a text
+    stream), `event` (one structured event), `end` (the stream ended), `failure` (message,
+    code, data). A client resumes with `Last-Event-ID: <id>` right after that entry.
+    """
+    return StreamingResponse(
+        _sse_body(handle, offset),
+        status_code=200,
+        headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        media_type="text/event-stream",
+    )

@@ -1,0 +1,418 @@
+"""The ASGI application: the HTTP API of gearjobs over a dispatcher and an extension registry."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.http._answer import answer, error_response, sse_answer
+from gearjobs.http._auth import Tokens
+from gearjobs.http._negotiate import Mode, NotAcceptable, negotiate
+from gearjobs.http._routes import JobRoute
+from gearjobs.http._status import recorded_status
+from gearjobs.jobs import (
+    ANONYMOUS,
+    ERR_RAN_TO_COMPLETION,
+    ExtensionRegistry,
+    InvalidRequestIdentifier,
+    JobContext,
+    JobError,
+    JobRequest,
+    NoJobForRequest,
+    RequestIdentifier,
+    ResponseFailure,
+)
+from gearjobs.store import JobKey, JobRecord, JobState
+
+__all__ = ("create_app",)
+
+logger = logging.getLogger("gearjobs.http")
+
+MAX_LIST = 500
+_VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
+
+
+class Refused(Exception):
+    """Stops a request with a ready answer (a 4xx or 5xx with a JSON message)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+def _refuse(status: int, message: str, failure: ResponseFailure | None = None) -> Refused:
+    failure = failure or (
+        ResponseFailure.INVALID_REQUEST if status == 400 else ResponseFailure.NOT_FOUND
+    )
+    return Refused(error_response(failure, message, status=status))
+
+
+def _ran_to_completion(headers: dict[str, str]) -> Response:
+    return Response(status_code=204, headers={**headers, "X-Job-State": "ran-to-completion"})
+
+
+def record_json(record: JobRecord) -> dict[str, Any]:
+    """A job's record as the API shows it."""
+    return {
+        "id": str(record.key.id),
+        "name": record.name,
+        "user": record.key.user,
+        "state": record.state.value,
+        "run": record.run,
+        "node": record.node,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "status": recorded_status(record),
+        "kept": record.kept,
+    }
+
+
+class _Api:
+    """The handlers of the API, sharing the dispatcher, registry, tokens and limits."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        registry: ExtensionRegistry,
+        tokens: Tokens | None,
+        body_limit: int,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.tokens = tokens
+        self.body_limit = body_limit
+
+    # What every request is checked for
+
+    def user(self, request: Request) -> str:
+        if self.tokens is None:
+            return ANONYMOUS
+        header = request.headers.get("authorization")
+        if header is None:
+            raise Refused(self._unauthorized("this server needs Authorization: Bearer <token>"))
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(self._unauthorized("Authorization must be 'Bearer <token>'"))
+        user = self.tokens.user_for(token.strip())
+        if user is None:
+            raise Refused(self._unauthorized("the token is not known to this server"))
+        return user
+
+    @staticmethod
+    def _unauthorized(message: str) -> Response:
+        return error_response(
+            ResponseFailure.INVALID_REQUEST,
+            message,
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="gearjobs"'},
+        )
+
+    @staticmethod
+    def mode(request: Request) -> Mode:
+        accept = request.headers.get("x-accept")
+        if accept is None:
+            accept = request.headers.get("accept")
+        try:
+            return negotiate(accept)
+        except NotAcceptable as exc:
+            raise _refuse(406, str(exc), ResponseFailure.NOT_ACCEPTABLE) from None
+
+    @staticmethod
+    def request_id(request: Request) -> RequestIdentifier:
+        given = request.headers.get("x-request-id")
+        key = request.headers.get("idempotency-key")
+        if given is not None and key is not None:
+            raise _refuse(400, "send X-Request-Id or Idempotency-Key, not both")
+        if given is not None:
+            try:
+                return RequestIdentifier.parse(given)
+            except InvalidRequestIdentifier as exc:
+                raise _refuse(400, exc.message) from None
+        if key is not None:
+            raw = key.encode("latin-1", errors="replace")
+            if not 1 <= len(raw) <= 255 or not set(raw) <= _VISIBLE_ASCII:
+                raise _refuse(400, "Idempotency-Key must be 1 to 255 visible ASCII characters")
+            return RequestIdentifier(hashlib.sha256(b"idempotency-key\0" + raw).digest()[:16])
+        return RequestIdentifier.new()
+
+    @staticmethod
+    def path_id(request: Request) -> RequestIdentifier:
+        try:
+            return RequestIdentifier.parse(request.path_params["id"])
+        except InvalidRequestIdentifier as exc:
+            raise _refuse(400, exc.message) from None
+
+    async def params(self, request: Request) -> dict[str, Any]:
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise _refuse(400, "Content-Length must be a whole number")
+            if int(length) > self.body_limit:
+                raise self._too_large()
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.body_limit:
+                raise self._too_large()
+        if not body.strip():
+            return {}
+        try:
+            value = json.loads(bytes(body), parse_constant=_no_constants)
+        except (ValueError, RecursionError) as exc:
+            raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
+        if not isinstance(value, dict):
+            raise _refuse(400, "the body must be a JSON object of the job's parameters")
+        return value
+
+    def _too_large(self) -> Refused:
+        return _refuse(
+            413,
+            f"the body is larger than the limit of {self.body_limit} bytes",
+            ResponseFailure.INVALID_REQUEST,
+        )
+
+    # Starting jobs
+
+    async def run(
+        self,
+        request: Request,
+        *,
+        name: str,
+        make_request: Callable[[Mapping[str, Any], JobContext], Any],
+        route: str,
+    ) -> Response:
+        user = self.user(request)
+        mode = self.mode(request)
+        ident = self.request_id(request)
+        headers = {"X-Request-Id": str(ident)}
+        try:
+            params = await self.params(request)
+            context = JobContext(ident, user)
+            try:
+                job = self.registry.job_for(make_request(params, context))
+            except NoJobForRequest:
+                raise _refuse(404, f"no job named {name!r}") from None
+            fingerprint = _fingerprint(route, params)
+            handle = await self.dispatcher.dispatch(
+                ident, job, context=context, fingerprint=fingerprint, name=name
+            )
+        except Refused as refused:
+            refused.response.headers.update(headers)
+            raise
+        except JobError as exc:
+            if exc is ERR_RAN_TO_COMPLETION:
+                return _ran_to_completion(headers)
+            return error_response(
+                exc.response_failure(), exc.message, exc.response_data(), headers=headers
+            )
+        return await answer(handle, mode, headers)
+
+    async def post_job(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        return await self.run(
+            request,
+            name=name,
+            make_request=lambda params, context: JobRequest(name, params, context),
+            route=f"POST /jobs/{name}",
+        )
+
+    def extension_route(self, route: JobRoute) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            path_params = {k: str(v) for k, v in request.path_params.items()}
+            described = json.dumps(path_params, sort_keys=True)
+            return await self.run(
+                request,
+                name=route.name,
+                make_request=lambda params, context: route.parse(path_params, params, context),
+                route=f"{route.method} {route.path} {described}",
+            )
+
+        return handle
+
+    # Looking at jobs
+
+    async def get_job(self, request: Request) -> Response:
+        user = self.user(request)
+        ident = self.path_id(request)
+        headers = {"X-Request-Id": str(ident)}
+        record = await self.dispatcher.get(JobKey(user, ident))
+        if record is None:
+            return error_response(
+                ResponseFailure.NOT_FOUND, f"no job with id {ident}", headers=headers
+            )
+        return JSONResponse(record_json(record), headers=headers)
+
+    async def get_output(self, request: Request) -> Response:
+        user = self.user(request)
+        ident = self.path_id(request)
+        mode = self.mode(request)
+        headers = {"X-Request-Id": str(ident)}
+        try:
+            handle = await self.dispatcher.follow(JobKey(user, ident))
+        except JobError as exc:
+            if exc is ERR_RAN_TO_COMPLETION:
+                return _ran_to_completion(headers)
+            raise
+        if handle is None:
+            return error_response(
+                ResponseFailure.NOT_FOUND, f"no job with id {ident}", headers=headers
+            )
+        if mode is Mode.SSE:
+            last = request.headers.get("last-event-id")
+            offset = 0
+            if last is not None and last.strip():
+                if not last.strip().isdigit() or len(last.strip()) > 18:
+                    raise _refuse(400, "Last-Event-ID must be the id of an event (a number)")
+                offset = int(last) + 1
+            return sse_answer(handle, offset, headers)
+        return await answer(handle, mode, headers)
+
+    async def list_jobs(self, request: Request) -> Response:
+        user = self.user(request)
+        query = request.query_params
+        state = None
+        if query.get("state"):
+            try:
+                state = JobState(query["state"])
+            except ValueError:
+                states = ", ".join(s.value for s in JobState)
+                raise _refuse(400, f"state must be one of {states}") from None
+        limit = 50
+        if query.get("limit"):
+            text = query["limit"]
+            if not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIST:
+                raise _refuse(400, f"limit must be a whole number from 1 to {MAX_LIST}")
+            limit = int(text)
+        before = _parse_cursor(query["cursor"]) if query.get("cursor") else None
+        records = await self.dispatcher.store.list_records(
+            user=user, state=state, name=query.get("name") or None, limit=limit, before=before
+        )
+        body: dict[str, Any] = {"jobs": [record_json(r) for r in records], "cursor": None}
+        if len(records) == limit:
+            last = records[-1]
+            body["cursor"] = _make_cursor(last.created_at, str(last.key.id))
+        return JSONResponse(body)
+
+    async def healthz(self, request: Request) -> Response:
+        if self.dispatcher.closing:
+            return error_response(ResponseFailure.UNAVAILABLE, "the server is shutting down")
+        return JSONResponse({"status": "ok", "node": self.dispatcher.node})
+
+
+def _fingerprint(route: str, params: Mapping[str, Any]) -> str:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{route}\n{canonical}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)[:200]
+
+
+def _make_cursor(created_at: float, ident: str) -> str:
+    raw = json.dumps([created_at, ident]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, ident = json.loads(raw)
+        if isinstance(created_at, int | float) and isinstance(ident, str):
+            return float(created_at), ident
+    except (ValueError, TypeError, binascii.Error, RecursionError):
+        pass
+    raise _refuse(400, "cursor is not one this server gave out")
+
+
+def create_app(
+    dispatcher: Dispatcher,
+    registry: ExtensionRegistry,
+    *,
+    tokens: Tokens | None = None,
+    body_limit: int = 100 * 1024,
+    close_timeout: float = 30.0,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
+    """The gearjobs HTTP API as an ASGI application.
+
+    Its lifespan starts the dispatcher and, on shutdown, closes it (running jobs get
+    `close_timeout` seconds) and then its store.
+    """
+    api = _Api(dispatcher, registry, tokens, body_limit)
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Refused as refused:
+                return refused.response
+
+        return endpoint
+
+    routes = [
+        Route("/healthz", guarded(api.healthz), methods=["GET"]),
+        Route("/jobs", guarded(api.list_jobs), methods=["GET"]),
+        Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
+        Route("/jobs/{id}", guarded(api.get_job), methods=["GET"]),
+        Route("/jobs/{id}/output", guarded(api.get_output), methods=["GET"]),
+    ]
+    for extension in registry.extensions:
+        offer = getattr(extension, "http_routes", None)
+        if callable(offer):
+            for route in offer():
+                routes.append(
+                    Route(route.path, guarded(api.extension_route(route)), methods=[route.method])
+                )
+    routes.extend(extra_routes or [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await dispatcher.start()
+        try:
+            yield
+        finally:
+            await dispatcher.close(timeout=close_timeout)
+            await dispatcher.store.close()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
+            raise exc
+        failure = (
+            ResponseFailure.NOT_FOUND
+            if exc.status_code == 404
+            else (ResponseFailure.INVALID_REQUEST)
+        )
+        return error_response(failure, str(exc.detail), status=exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(ResponseFailure.ERROR, "internal server error")
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )

@@ -1,0 +1,85 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.examples import example_jobs
+from gearjobs.http import Tokens, create_app
+from gearjobs.jobs import (
+    ExtensionRegistry,
+    JobSet,
+    Params,
+    Response,
+    ResponseFailure,
+    ResponseSuccess,
+    SimpleError,
+)
+from gearjobs.store import MemoryStore, SQLiteStore, Store
+
+
+def test_jobs() -> JobSet:
+    """Jobs that show the answers the example jobs do not."""
+    jobs = JobSet()
+
+    @jobs.job("accepted-data", fast=True)
+    def accepted_data(params: Params, response: Response) -> None:
+        response.success_with_data(ResponseSuccess.ACCEPTED, {"queued": True})
+
+    @jobs.job("accepted-none", fast=True)
+    def accepted_none(params: Params, response: Response) -> None:
+        response.success(ResponseSuccess.ACCEPTED)
+
+    @jobs.job("nothing", fast=True)
+    async def nothing(params: Params, response: Response) -> None:
+        response.write_pending_success("Note", "kept")
+
+    @jobs.job("rows", fast=True)
+    async def rows(params: Params, response: Response) -> None:
+        response.success_with_data(
+            ResponseSuccess.OK, [{"name": "a", "size": 1}, {"name": "bb", "size": 22}]
+        )
+
+    @jobs.job("stream-then-fail")
+    async def stream_then_fail(params: Params, response: Response) -> None:
+        writer = response.success_with_write(ResponseSuccess.OK, True, params.boolean("events"))
+        writer.write({"n": 1} if params.boolean("events") else "one\n")
+        raise SimpleError(ResponseFailure.NOT_FOUND, "the source went away")
+
+    return jobs
+
+
+def make_registry() -> ExtensionRegistry:
+    return ExtensionRegistry([example_jobs(node="test-node"), test_jobs()])
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "h.db")
+    await made.open()
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+async def dispatcher(store: Store) -> AsyncIterator[Dispatcher]:
+    async with Dispatcher(store=store, concurrent=4, queue_fast=64, queue_slow=16) as d:
+        yield d
+
+
+@pytest.fixture
+async def client(dispatcher: Dispatcher) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(dispatcher, make_registry())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture
+async def authed(dispatcher: Dispatcher) -> AsyncIterator[httpx.AsyncClient]:
+    tokens = Tokens({"alice-token": "alice", "bob-token": "bob"})
+    app = create_app(dispatcher, make_registry(), tokens=tokens)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        yield c

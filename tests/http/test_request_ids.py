@@ -1,0 +1,83 @@
+"""API.md, "Request identifier": the headers that name a request, and ids in paths."""
+
+import httpx
+import pytest
+
+from gearjobs.jobs import RequestIdentifier
+
+MESSAGE = "Request ID must be 22 base64 characters or 32 hexadecimal characters."
+
+
+async def test_each_accepted_form_names_the_same_job(client: httpx.AsyncClient) -> None:
+    ident = RequestIdentifier.new()
+    answers = []
+    for form in (str(ident), ident.exact(), ident.hex()):
+        r = await client.post("/jobs/tally", json={"key": "forms"}, headers={"X-Request-Id": form})
+        assert r.status_code == 200
+        assert r.headers["X-Request-Id"] == str(ident)
+        answers.append(r.json())
+    assert answers == [{"key": "forms", "value": 1, "node": "test-node"}] * 3
+
+
+@pytest.mark.parametrize("bad", ["short", "g" * 32, "A" * 23, "AAAAAAAAAAAAAAAAAAAAA+", "é" * 22])
+async def test_a_malformed_request_id_is_400_with_the_reference_message(
+    client: httpx.AsyncClient, bad: str
+) -> None:
+    r = await client.post("/jobs/echo", json={}, headers={"X-Request-Id": bad.encode()})
+    assert r.status_code == 400
+    assert r.json() == {"message": MESSAGE, "code": "invalid-request"}
+
+
+async def test_an_idempotency_key_maps_to_one_id_per_user(client: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "order-1234"}
+    first = await client.post("/jobs/tally", json={"key": "idem"}, headers=headers)
+    second = await client.post("/jobs/tally", json={"key": "idem"}, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.headers["X-Request-Id"] == second.headers["X-Request-Id"]
+    assert first.json() == second.json() == {"key": "idem", "value": 1, "node": "test-node"}
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 256, "has space", "tab\there", "naïve"])
+async def test_a_malformed_idempotency_key_is_400(client: httpx.AsyncClient, bad: str) -> None:
+    r = await client.post("/jobs/echo", json={}, headers={"Idempotency-Key": bad.encode()})
+    assert r.status_code == 400
+    assert "Idempotency-Key must be 1 to 255 visible ASCII characters" in r.json()["message"]
+
+
+async def test_an_idempotency_key_of_255_visible_characters_is_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/jobs/echo", json={}, headers={"Idempotency-Key": "~" * 255})
+    assert r.status_code == 200
+
+
+async def test_without_either_header_the_server_makes_a_new_id(client: httpx.AsyncClient) -> None:
+    first = await client.post("/jobs/tally", json={"key": "fresh"})
+    second = await client.post("/jobs/tally", json={"key": "fresh"})
+    ids = {first.headers["X-Request-Id"], second.headers["X-Request-Id"]}
+    assert len(ids) == 2
+    assert all(len(i) == 22 for i in ids)
+    assert second.json()["value"] == 2
+
+
+async def test_both_headers_at_once_are_ambiguous(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/jobs/echo",
+        json={},
+        headers={"X-Request-Id": str(RequestIdentifier.new()), "Idempotency-Key": "k"},
+    )
+    assert r.status_code == 400
+    assert "not both" in r.json()["message"]
+
+
+async def test_ids_in_paths_accept_the_three_forms(client: httpx.AsyncClient) -> None:
+    ident = RequestIdentifier.new()
+    await client.post("/jobs/echo", json={"a": 1}, headers={"X-Request-Id": str(ident)})
+    for form in (str(ident), ident.exact(), ident.hex()):
+        r = await client.get(f"/jobs/{form}")
+        assert r.status_code == 200
+        assert r.json()["id"] == str(ident)
+        assert r.headers["X-Request-Id"] == str(ident)
+    r = await client.get("/jobs/not-an-id")
+    assert r.status_code == 400
+    assert r.json()["message"] == MESSAGE
