@@ -64,8 +64,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def dispatcher(store: Store) -> AsyncIterator[Dispatcher]:
-    async with Dispatcher(store=store, concurrent=4, queue_fast=64, queue_slow=16) as d:
-        yield d
+    d = Dispatcher(store=store, concurrent=4, queue_fast=64, queue_slow=16)
+    await d.start()
+    yield d
+    await d.close(timeout=0.1)  # jobs a test left running are recorded lost
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ async def test_each_accepted_form_names_the_same_job(client: httpx.AsyncClient) 
 async def test_a_malformed_request_id_is_400_with_the_reference_message(
     client: httpx.AsyncClient, bad: str
 ) -> None:
-    r = await client.post("/jobs/echo", json={}, headers={"X-Request-Id": bad.encode()})
+    r = await client.post("/jobs/echo", json={}, headers={b"X-Request-Id": bad.encode()})
     assert r.status_code == 400
     assert r.json() == {"message": MESSAGE, "code": "invalid-request"}
 
@@ -39,7 +39,7 @@ async def test_an_idempotency_key_maps_to_one_id_per_user(client: httpx.AsyncCli
 
 @pytest.mark.parametrize("bad", ["", "x" * 256, "has space", "tab\there", "naïve"])
 async def test_a_malformed_idempotency_key_is_400(client: httpx.AsyncClient, bad: str) -> None:
-    r = await client.post("/jobs/echo", json={}, headers={"Idempotency-Key": bad.encode()})
+    r = await client.post("/jobs/echo", json={}, headers={b"Idempotency-Key": bad.encode()})
     assert r.status_code == 400
     assert "Idempotency-Key must be 1 to 255 visible ASCII characters" in r.json()["message"]
 

@@ -183,3 +183,14 @@ async def test_prune_forgets_lost_jobs_entirely(store: Store) -> None:
     await store.finish(rec, [Failed(ResponseFailure.UNAVAILABLE, "lost")])
     await store.prune(now=100.0, retention=10.0, remember=100)
     assert await store.get(rec.key) is None
+
+
+async def test_a_lost_id_is_not_freed_for_a_different_request(store: Store) -> None:
+    rec = record()
+    await store.claim(rec)
+    rec.state = JobState.LOST
+    rec.finished_at = 5.0
+    await store.finish(rec, [Failed(ResponseFailure.UNAVAILABLE, "lost")])
+    other = await store.claim(JobRecord(rec.key, "echo", "another-fingerprint"))
+    assert not other.claimed
+    assert other.existing is not None and other.existing.state is JobState.LOST

@@ -46,7 +46,8 @@ class Store(abc.ABC):
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
         """Create `record` unless its id is held.
 
-        An id is free when no record names it, when its record is LOST, or when `replace_run`
+        An id is free when no record names it, when its record is LOST (for the same request
+        fingerprint: an id belongs to one request), or when `replace_run`
         equals the run of its finished record (a join asked for a re-run). Claiming a held id
         replaces its record and clears its journal; `record.run` is then set one past the old.
         """

@@ -24,7 +24,9 @@ class MemoryStore(Store):
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
         existing = self._records.get(record.key)
         if existing is not None:
-            free = existing.state is JobState.LOST or (
+            free = (
+                existing.state is JobState.LOST and existing.fingerprint == record.fingerprint
+            ) or (
                 replace_run is not None and existing.run == replace_run and existing.state.finished
             )
             if not free:

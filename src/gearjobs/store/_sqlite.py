@@ -160,7 +160,9 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is not None:
                 existing = _record(row)
-                free = existing.state is JobState.LOST or (
+                free = (
+                    existing.state is JobState.LOST and existing.fingerprint == record.fingerprint
+                ) or (
                     replace_run is not None
                     and existing.run == replace_run
                     and existing.state.finished

@@ -1,0 +1,3 @@
+from gearjobs.cli import main
+
+main()

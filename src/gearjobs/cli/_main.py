@@ -1,0 +1,324 @@
+"""The `gearjobs` command."""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import json
+import logging
+import socket
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from gearjobs.cli._output import TerminalResponse
+from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable
+from gearjobs.jobs import ExtensionRegistry, GearjobsError, JobExtension, RequestIdentifier
+
+__all__ = ("main",)
+
+DEFAULT_PORT = 43273
+
+
+def _env(name: str) -> str:
+    return f"GEARJOBS_{name}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gearjobs")
+def main() -> None:
+    """gearjobs: idempotent, joinable, streaming jobs."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load_extensions(spec: str) -> list[JobExtension]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("expected MODULE:ATTR", param_hint="--app")
+    sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        message = f"cannot import {module_name}: {exc}"
+        raise click.BadParameter(message, param_hint="--app") from None
+    try:
+        target: Any = getattr(module, attr)
+    except AttributeError:
+        raise click.BadParameter(f"{module_name} has no {attr}", param_hint="--app") from None
+    if callable(target) and not hasattr(target, "job_for"):
+        target = target()
+    if isinstance(target, ExtensionRegistry):
+        return list(target.extensions)
+    if hasattr(target, "job_for"):
+        return [target]
+    if isinstance(target, list | tuple) and all(hasattr(t, "job_for") for t in target):
+        return list(target)
+    raise click.BadParameter(
+        f"{spec} is not a job extension, a list of them or an ExtensionRegistry",
+        param_hint="--app",
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar=_env("HOST"))
+@click.option("--port", default=DEFAULT_PORT, show_default=True, envvar=_env("PORT"), type=int)
+@click.option(
+    "--store",
+    "store_url",
+    default="sqlite:///gearjobs.db",
+    show_default=True,
+    envvar=_env("STORE"),
+    help="sqlite:///PATH, memory:// or redis://HOST:PORT/DB",
+)
+@click.option("--examples/--no-examples", default=False, envvar=_env("EXAMPLES"))
+@click.option("--app", "apps", multiple=True, envvar=_env("APP"), help="MODULE:ATTR extensions")
+@click.option("--tokens", type=click.Path(dir_okay=False), envvar=_env("TOKENS"))
+@click.option("--queue-fast", default=1024, show_default=True, envvar=_env("QUEUE_FAST"))
+@click.option("--queue-slow", default=256, show_default=True, envvar=_env("QUEUE_SLOW"))
+@click.option("--concurrent", default=16, show_default=True, envvar=_env("CONCURRENT"))
+@click.option(
+    "--track-duplicate-ids", default=100_000, show_default=True, envvar=_env("TRACK_DUPLICATE_IDS")
+)
+@click.option(
+    "--retention", default=86400.0, show_default=True, envvar=_env("RETENTION"), type=float
+)
+@click.option("--node", envvar=_env("NODE"), help="this server's name (default HOST:PORT)")
+@click.option("--close-timeout", default=30.0, show_default=True, envvar=_env("CLOSE_TIMEOUT"))
+@click.option("--body-limit", default=100 * 1024, show_default=True, envvar=_env("BODY_LIMIT"))
+@click.option("--log-level", default="info", show_default=True, envvar=_env("LOG_LEVEL"))
+def serve(
+    host: str,
+    port: int,
+    store_url: str,
+    examples: bool,
+    apps: tuple[str, ...],
+    tokens: str | None,
+    queue_fast: int,
+    queue_slow: int,
+    concurrent: int,
+    track_duplicate_ids: int,
+    retention: float,
+    node: str | None,
+    close_timeout: float,
+    body_limit: int,
+    log_level: str,
+) -> None:
+    """Run the HTTP API under uvicorn."""
+    import uvicorn
+
+    from gearjobs.dispatcher import Dispatcher
+    from gearjobs.examples import example_jobs
+    from gearjobs.http import TokenFileError, Tokens, create_app
+    from gearjobs.store import store_from_url
+
+    token_table = None
+    if tokens is not None:
+        try:
+            token_table = Tokens.load(tokens)
+        except TokenFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tokens") from None
+    elif not _is_loopback(host):
+        raise click.BadParameter(
+            f"refusing to listen on {host} without a token file: "
+            "give --tokens FILE, or bind a loopback address",
+            param_hint="--host",
+        )
+    node_name = node or f"{socket.gethostname()}:{port}"
+    registry = ExtensionRegistry()
+    if examples:
+        registry.add(example_jobs(node=node_name))
+    for spec in apps:
+        for extension in _load_extensions(spec):
+            registry.add(extension)
+    try:
+        store = store_from_url(store_url)
+        dispatcher = Dispatcher(
+            store=store,
+            queue_fast=queue_fast,
+            queue_slow=queue_slow,
+            concurrent=concurrent,
+            track_duplicate_ids=track_duplicate_ids,
+            retention=retention,
+            node=node_name,
+        )
+    except GearjobsError as exc:
+        raise click.BadParameter(str(exc)) from None
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(
+        dispatcher, registry, tokens=token_table, body_limit=body_limit, close_timeout=close_timeout
+    )
+    click.echo(f"gearjobs serving on http://{host}:{port} (store {store_url}, node {node_name})")
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=5)
+
+
+def _client(server: str, token: str | None, tries: int) -> Client:
+    return Client(server, token=token, tries=tries)
+
+
+server_option = click.option(
+    "--server", default=DEFAULT_URL, show_default=True, envvar=_env("SERVER")
+)
+token_option = click.option("--token", envvar=_env("TOKEN"), help="bearer token")
+tries_option = click.option("--tries", default=5, show_default=True, help="tries before giving up")
+
+
+def _unreachable(exc: ServerUnreachable) -> None:
+    click.echo(f"gearjobs: {exc}", err=True)
+    sys.exit(3)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("params", required=False, default="{}")
+@click.option("--id", "ident", help="request id (32 hex, 22 or 24 base64 characters)")
+@click.option("--idempotency-key", help="a key of your own, mapped to a request id")
+@click.option("--table", is_flag=True, help="show data as a table")
+@server_option
+@token_option
+@tries_option
+def run(
+    name: str,
+    params: str,
+    ident: str | None,
+    idempotency_key: str | None,
+    table: bool,
+    server: str,
+    token: str | None,
+    tries: int,
+) -> None:
+    """Run job NAME with PARAMS (a JSON object) and show its answer."""
+    try:
+        values = json.loads(params)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="PARAMS") from None
+    if not isinstance(values, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="PARAMS")
+    if ident is not None and idempotency_key is not None:
+        raise click.UsageError("give --id or --idempotency-key, not both")
+    request_id = None
+    if ident is not None:
+        try:
+            request_id = RequestIdentifier.parse(ident)
+        except GearjobsError as exc:
+            raise click.BadParameter(str(exc), param_hint="--id") from None
+    response = TerminalResponse()
+    accept = "text/plain" if table else "application/json;stream=true"
+    with _client(server, token, tries) as client:
+        try:
+            used = client.run(
+                name,
+                values,
+                response,
+                id=request_id,
+                idempotency_key=idempotency_key,
+                accept=accept,
+            )
+            _finish(client, response, used)
+        except ServerUnreachable as exc:
+            _unreachable(exc)
+
+
+def _finish(client: Client, response: TerminalResponse, ident: str | None) -> None:
+    response.finish()
+    if response.error is not None:
+        sys.exit(1)
+    if ident is not None:
+        # A text stream ends with a text marker when its job failed mid-stream; the record says.
+        record = client.get(f"/jobs/{ident}")
+        if record.status_code == 200 and record.json().get("state") == "failed":
+            sys.exit(1)
+
+
+@main.command()
+@click.argument("ident", metavar="ID")
+@server_option
+@token_option
+@tries_option
+def attach(ident: str, server: str, token: str | None, tries: int) -> None:
+    """Show the answer of job ID from its start, then live."""
+    response = TerminalResponse()
+    with _client(server, token, tries) as client:
+        try:
+            client.attach(ident, response)
+            _finish(client, response, ident if response.error is None else None)
+        except ServerUnreachable as exc:
+            _unreachable(exc)
+
+
+@main.command()
+@click.argument("ident", metavar="ID")
+@server_option
+@token_option
+@tries_option
+def status(ident: str, server: str, token: str | None, tries: int) -> None:
+    """Show the record of job ID."""
+    with _client(server, token, tries) as client:
+        try:
+            answer = client.get(f"/jobs/{ident}")
+        except ServerUnreachable as exc:
+            _unreachable(exc)
+            return
+    if answer.status_code != 200:
+        click.echo(f"error: {answer.json().get('message', answer.text)}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(answer.json(), indent=2))
+
+
+@main.command(name="ls")
+@click.option("--state", help="queued, running, succeeded, failed or lost")
+@click.option("--name", help="only jobs of this name")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@server_option
+@token_option
+@tries_option
+def list_jobs(
+    state: str | None,
+    name: str | None,
+    limit: int,
+    as_json: bool,
+    server: str,
+    token: str | None,
+    tries: int,
+) -> None:
+    """List jobs, newest first."""
+    query = {"limit": str(limit)}
+    if state:
+        query["state"] = state
+    if name:
+        query["name"] = name
+    with _client(server, token, tries) as client:
+        try:
+            answer = client.get("/jobs", query)
+        except ServerUnreachable as exc:
+            _unreachable(exc)
+            return
+    if answer.status_code != 200:
+        click.echo(f"error: {answer.json().get('message', answer.text)}", err=True)
+        sys.exit(1)
+    jobs = answer.json()["jobs"]
+    if as_json:
+        click.echo(json.dumps(jobs, indent=2))
+        return
+    from gearjobs.http import render_table
+
+    rows = [
+        {
+            **{k: j[k] for k in ("id", "name", "state", "status", "user")},
+            "created": datetime.fromtimestamp(j["created_at"]).isoformat(timespec="seconds"),
+        }
+        for j in jobs
+    ]
+    click.echo(render_table(rows), nl=False)

@@ -1,0 +1,112 @@
+"""How `gearjobs run` and `attach` show an answer on a terminal or in a pipe."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from gearjobs.jobs import JobError, ResponseSuccess, ResponseWriter, as_job_error
+
+__all__ = ("TerminalResponse",)
+
+
+class _TextWriter:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, data: Any) -> None:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        self._out.write(text)
+        self._out.flush()
+
+
+class _EventWriter:
+    """Events as JSON lines; on a terminal, events with progress and total move a bar."""
+
+    def __init__(self, out: TextIO, console: Console | None) -> None:
+        self._out = out
+        self._console = console
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def write(self, data: Any) -> None:
+        if (
+            self._console is not None
+            and isinstance(data, dict)
+            and isinstance(data.get("progress"), int | float)
+            and isinstance(data.get("total"), int | float)
+        ):
+            if self._progress is None:
+                self._progress = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+                    TimeRemainingColumn(),
+                    console=self._console,
+                )
+                self._progress.start()
+                self._task = self._progress.add_task("running", total=data["total"])
+            if self._task is not None:
+                self._progress.update(self._task, completed=data["progress"], total=data["total"])
+            return
+        self._out.write(json.dumps(data) + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class TerminalResponse:
+    """A Response that prints: data as JSON (or text), streams as they come, failures on stderr."""
+
+    def __init__(self, *, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.error: JobError | None = None
+        self.kind: ResponseSuccess | None = None
+        self._events: _EventWriter | None = None
+        self._console = Console(file=self.out) if self.out.isatty() else None
+
+    def stream_result(self) -> bool:
+        return True
+
+    def success(self, kind: ResponseSuccess) -> None:
+        self.kind = kind
+
+    def success_with_data(self, kind: ResponseSuccess, data: Any) -> None:
+        self.kind = kind
+        if isinstance(data, str):
+            self.out.write(data if data.endswith("\n") else data + "\n")
+        else:
+            self.out.write(json.dumps(data, indent=2) + "\n")
+        self.out.flush()
+
+    def success_with_write(
+        self, kind: ResponseSuccess, flush: bool, structured: bool
+    ) -> ResponseWriter:
+        self.kind = kind
+        if structured:
+            self._events = _EventWriter(self.out, self._console)
+            return self._events
+        return _TextWriter(self.out)
+
+    def failure(self, error: BaseException) -> None:
+        self.error = as_job_error(error)
+        self.err.write(f"error ({self.error.response_failure().value}): {self.error.message}\n")
+
+    def stream_failed(self, error: JobError) -> None:
+        self.finish()
+        self.failure(error)
+
+    def write_pending_success(self, name: str, value: Any) -> None:
+        pass
+
+    def finish(self) -> None:
+        """Stop the progress bar, if one is shown."""
+        if self._events is not None:
+            self._events.close()

@@ -1,0 +1,395 @@
+"""The HTTP client: runs remote jobs into a Response, retrying with the same id so it joins.
+
+`Client` (sync) and `AsyncClient` share one core (`_Exchange`), which builds each request,
+reads each answer into the Response and decides whether to retry; the two classes only do
+the I/O. A retry after a dropped connection replays the job's answer from its start: the
+core skips what the Response already received, so the Response sees every byte once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from gearjobs.jobs import (
+    ERR_RAN_TO_COMPLETION,
+    GearjobsError,
+    RequestIdentifier,
+    Response,
+    ResponseFailure,
+    ResponseSuccess,
+    ResponseWriter,
+    StructuredJobError,
+)
+
+__all__ = ("AsyncClient", "Client", "ServerUnreachable")
+
+DEFAULT_URL = "http://127.0.0.1:43273"
+RETRY_STATUSES = frozenset({429, 503})
+MAX_RETRY_AFTER = 30.0
+_NOT_PENDING = frozenset({"x-request-id", "x-job-state", "x-accel-buffering"})
+
+
+class ServerUnreachable(GearjobsError):
+    """The server could not be reached (or stayed busy) through every try."""
+
+
+class _Exchange:
+    """One job's requests and answers, whatever does the I/O."""
+
+    def __init__(self, response: Response, *, tries: int) -> None:
+        self.response = response
+        self.tries = tries
+        self.attempt = 0
+        self.began = False
+        self.writer: ResponseWriter | None = None
+        self.structured = False
+        self.delivered = 0  # bytes (text) or lines (events) already given to the Response
+        self.seen = 0  # of the current attempt
+        self.buffer = b""
+        self.last_error = ""
+        self.request_id: str | None = None
+
+    def _next_try(self, what: str) -> float | None:
+        """Count a failed try; the backoff before the next, or None when tries are used up."""
+        self.attempt += 1
+        self.last_error = what
+        if self.attempt >= self.tries:
+            return None
+        backoff: float = min(0.2 * 2.0 ** (self.attempt - 1), MAX_RETRY_AFTER)
+        return backoff
+
+    def retry_answer(self, answer: httpx.Response) -> float | None:
+        """Seconds to wait before trying again after this answer (429 or 503), else None."""
+        if answer.status_code not in RETRY_STATUSES:
+            return None
+        backoff = self._next_try(f"HTTP {answer.status_code}")
+        if backoff is None:
+            return None  # the last 429 or 503 is the answer
+        given = answer.headers.get("retry-after")
+        try:
+            return min(float(given), MAX_RETRY_AFTER) if given is not None else backoff
+        except ValueError:
+            return backoff
+
+    def retry_error(self, error: Exception) -> float:
+        """Seconds to wait before trying again after a transport error; raises when done."""
+        backoff = self._next_try(f"{type(error).__name__}: {error}")
+        if backoff is None:
+            raise ServerUnreachable(
+                f"could not reach the server after {self.tries} tries ({self.last_error})"
+            ) from error
+        return backoff
+
+    def begin(self, answer: httpx.Response) -> None:
+        """Read the status and headers of an answer into the Response."""
+        self.seen = 0
+        self.buffer = b""
+        self.request_id = answer.headers.get("x-request-id", self.request_id)
+        if self.began:
+            return  # a retry after a drop: the answer began in an earlier try
+        status = answer.status_code
+        if status >= 400:
+            return  # read_whole() reports the failure from the body
+        self.began = True
+        for raw_name, raw_value in answer.headers.raw:
+            name = raw_name.decode("latin-1")
+            if name.lower().startswith("x-") and name.lower() not in _NOT_PENDING:
+                self.response.write_pending_success(name[2:], raw_value.decode("latin-1"))
+        kind = ResponseSuccess.ACCEPTED if status == 202 else ResponseSuccess.OK
+        content_type = answer.headers.get("content-type", "")
+        if status == 202 and content_type.startswith(("text/plain", "application/x-ndjson")):
+            self.structured = content_type.startswith("application/x-ndjson")
+            self.writer = self.response.success_with_write(
+                ResponseSuccess.OK, True, self.structured
+            )
+        elif status == 204:
+            if answer.headers.get("x-job-state") == "ran-to-completion":
+                self.began = False
+                self.response.failure(ERR_RAN_TO_COMPLETION)
+            else:
+                self.response.success(kind)
+        # 200 and 202 with data: read_whole() writes the data.
+
+    @property
+    def streaming(self) -> bool:
+        return self.writer is not None
+
+    def read_whole(self, answer: httpx.Response, body: bytes) -> None:
+        """An answer that is not a stream: data or a failure."""
+        status = answer.status_code
+        if status >= 400:
+            try:
+                error = json.loads(body)
+                failure = ResponseFailure(error["code"])
+                message = str(error["message"])
+            except (ValueError, KeyError, TypeError):
+                failure = ResponseFailure.ERROR
+                message = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+                error = {}
+            self.response.failure(StructuredJobError(failure, message, error.get("data")))
+        elif status in (200, 202) and body:
+            kind = ResponseSuccess.ACCEPTED if status == 202 else ResponseSuccess.OK
+            content_type = answer.headers.get("content-type", "")
+            data = json.loads(body) if "json" in content_type else body.decode("utf-8", "replace")
+            self.response.success_with_data(kind, data)
+
+    def feed(self, chunk: bytes) -> None:
+        """Part of a streamed answer; what an earlier try delivered is skipped."""
+        writer = self.writer
+        if writer is None:
+            return
+        if not self.structured:
+            start = self.seen
+            self.seen += len(chunk)
+            if self.seen > self.delivered:
+                fresh = chunk[max(0, self.delivered - start) :]
+                self.delivered = self.seen
+                writer.write(fresh)
+            return
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            self.seen += 1
+            if self.seen <= self.delivered:
+                continue
+            self.delivered = self.seen
+            value = json.loads(line)
+            if isinstance(value, dict) and len(value) == 1 and "$error" in value:
+                self._stream_failed(value["$error"])
+            else:
+                writer.write(value)
+
+    def _stream_failed(self, error: Mapping[str, Any]) -> None:
+        failed = StructuredJobError(
+            ResponseFailure(error.get("code", "error")),
+            str(error.get("message", "")),
+            error.get("data"),
+        )
+        stream_failed = getattr(self.response, "stream_failed", None)
+        if callable(stream_failed):
+            stream_failed(failed)
+
+
+def _headers(token: str | None, accept: str) -> dict[str, str]:
+    headers = {"Accept": accept}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+STREAM_ACCEPT = "application/json;stream=true"
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        tries: int = 5,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.tries = tries
+        self.timeout = httpx.Timeout(timeout, read=None)
+
+    def _start_request(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None,
+        *,
+        id: RequestIdentifier | None,
+        idempotency_key: str | None,
+        accept: str,
+    ) -> tuple[str, dict[str, str], bytes]:
+        headers = _headers(self.token, accept)
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        else:
+            # Made here, so every retry carries the same id and joins the first try's job.
+            headers["X-Request-Id"] = str(id or RequestIdentifier.new())
+        headers["Content-Type"] = "application/json"
+        return f"/jobs/{name}", headers, json.dumps(dict(params or {})).encode()
+
+
+class Client(_Base):
+    """A synchronous client of a gearjobs server."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def run(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None,
+        response: Response,
+        *,
+        id: RequestIdentifier | None = None,
+        idempotency_key: str | None = None,
+        accept: str = STREAM_ACCEPT,
+    ) -> str | None:
+        """Run job `name` into `response`; return the request id the server used."""
+        path, headers, body = self._start_request(
+            name, params, id=id, idempotency_key=idempotency_key, accept=accept
+        )
+        return self._exchange("POST", path, headers, body, response)
+
+    def attach(self, ident: str, response: Response, *, accept: str = STREAM_ACCEPT) -> None:
+        """Follow the answer of job `ident` from its start into `response`."""
+        headers = _headers(self.token, accept)
+        self._exchange("GET", f"/jobs/{ident}/output", headers, None, response)
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        """A GET with this client's token and retries (for /jobs and /jobs/{id})."""
+        exchange = _Exchange(_Null(), tries=self.tries)
+        while True:
+            try:
+                answer = self._http.get(
+                    path, params=params, headers=_headers(self.token, "application/json")
+                )
+            except httpx.TransportError as exc:
+                time.sleep(exchange.retry_error(exc))
+                continue
+            delay = exchange.retry_answer(answer)
+            if delay is None:
+                return answer
+            time.sleep(delay)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        response: Response,
+    ) -> str | None:
+        exchange = _Exchange(response, tries=self.tries)
+        while True:
+            try:
+                with self._http.stream(method, path, headers=headers, content=body) as answer:
+                    delay = exchange.retry_answer(answer)
+                    if delay is None:
+                        exchange.begin(answer)
+                        if exchange.streaming:
+                            for chunk in answer.iter_bytes():
+                                exchange.feed(chunk)
+                        else:
+                            exchange.read_whole(answer, answer.read())
+                        return exchange.request_id
+            except httpx.TransportError as exc:
+                delay = exchange.retry_error(exc)
+            time.sleep(delay)
+
+
+class AsyncClient(_Base):
+    """An asyncio client of a gearjobs server."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, **kwargs: Any) -> None:
+        transport = kwargs.pop("transport", None)
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def run(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None,
+        response: Response,
+        *,
+        id: RequestIdentifier | None = None,
+        idempotency_key: str | None = None,
+        accept: str = STREAM_ACCEPT,
+    ) -> str | None:
+        """Run job `name` into `response`; return the request id the server used."""
+        path, headers, body = self._start_request(
+            name, params, id=id, idempotency_key=idempotency_key, accept=accept
+        )
+        return await self._exchange("POST", path, headers, body, response)
+
+    async def attach(self, ident: str, response: Response, *, accept: str = STREAM_ACCEPT) -> None:
+        """Follow the answer of job `ident` from its start into `response`."""
+        headers = _headers(self.token, accept)
+        await self._exchange("GET", f"/jobs/{ident}/output", headers, None, response)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        response: Response,
+    ) -> str | None:
+        exchange = _Exchange(response, tries=self.tries)
+        while True:
+            try:
+                async with self._http.stream(method, path, headers=headers, content=body) as answer:
+                    delay = exchange.retry_answer(answer)
+                    if delay is None:
+                        exchange.begin(answer)
+                        if exchange.streaming:
+                            async for chunk in answer.aiter_bytes():
+                                exchange.feed(chunk)
+                        else:
+                            exchange.read_whole(answer, await answer.aread())
+                        return exchange.request_id
+            except httpx.TransportError as exc:
+                delay = exchange.retry_error(exc)
+            await asyncio.sleep(delay)
+
+
+class _Null:
+    """A Response that keeps nothing (for the retry bookkeeping of plain GETs)."""
+
+    def stream_result(self) -> bool:
+        return False
+
+    def success(self, kind: ResponseSuccess) -> None:
+        pass
+
+    def success_with_data(self, kind: ResponseSuccess, data: Any) -> None:
+        pass
+
+    def success_with_write(
+        self, kind: ResponseSuccess, flush: bool, structured: bool
+    ) -> ResponseWriter:
+        return _NullWriter()
+
+    def failure(self, error: BaseException) -> None:
+        pass
+
+    def write_pending_success(self, name: str, value: Any) -> None:
+        pass
+
+
+class _NullWriter:
+    def write(self, data: Any) -> None:
+        pass
