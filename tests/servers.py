@@ -23,13 +23,19 @@ def free_port() -> int:
 class ServerProcess:
     """One `gearjobs serve` subprocess; stopped by its own handle."""
 
-    def __init__(self, *args: str, port: int | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        port: int | None = None,
+        cwd: Path | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.args = args
         self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = (cwd or Path.cwd()) / f"server-{self.port}.log"
+        self.log = (log_dir or cwd or Path.cwd()) / f"server-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         command = [

@@ -47,12 +47,14 @@ async def test_a_joiner_gets_the_whole_stream_and_dropping_the_first_client_keep
     ident = str(RequestIdentifier.new())
     body = {"to": 30, "delay": 0.02}
     headers = {"X-Request-Id": ident, **NDJSON}
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as first:
-        async with first.stream("POST", "/jobs/count", json=body, headers=headers) as answer:
-            assert answer.status_code == 202
-            lines = answer.aiter_lines()
-            assert json.loads(await anext(lines))["n"] == 1
-        # The first client hung up after one event.
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=60) as first,
+        first.stream("POST", "/jobs/count", json=body, headers=headers) as answer,
+    ):
+        assert answer.status_code == 202
+        lines = answer.aiter_lines()
+        assert json.loads(await anext(lines))["n"] == 1
+    # The first client hung up after one event, and closed its connection.
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as second:
         joined = await second.post("/jobs/count", json=body, headers=headers)
         output = await second.get(f"/jobs/{ident}/output", headers=NDJSON)

@@ -133,8 +133,11 @@ class _Exchange:
                 message = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
                 error = {}
             self.response.failure(StructuredJobError(failure, message, error.get("data")))
-        elif status in (200, 202) and body:
+        elif status in (200, 202):
             kind = ResponseSuccess.ACCEPTED if status == 202 else ResponseSuccess.OK
+            if not body:
+                self.response.success(kind)
+                return
             content_type = answer.headers.get("content-type", "")
             data = json.loads(body) if "json" in content_type else body.decode("utf-8", "replace")
             self.response.success_with_data(kind, data)

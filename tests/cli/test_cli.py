@@ -1,0 +1,192 @@
+"""The CLI against a real server process."""
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from gearjobs.cli import main
+from gearjobs.cli._output import TerminalResponse
+from gearjobs.jobs import RequestIdentifier, ResponseSuccess
+
+from ..servers import ServerProcess, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("cli")
+    with ServerProcess("--examples", "--store", f"sqlite:///{tmp}/jobs.db", cwd=tmp) as s:
+        yield s
+
+
+def gearjobs(server: ServerProcess, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [*args, "--server", server.url], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_run_prints_data_as_json(server: ServerProcess) -> None:
+    code, out, _ = gearjobs(server, "run", "echo", '{"a": [1, 2]}')
+    assert code == 0
+    assert json.loads(out) == {"echo": {"a": [1, 2]}}
+
+
+def test_run_streams_text(server: ServerProcess) -> None:
+    code, out, _ = gearjobs(server, "run", "sleep", '{"seconds": 0.2, "lines": 3}')
+    assert (code, out) == (0, "tick 1\ntick 2\ntick 3\n")
+
+
+def test_run_prints_events_as_json_lines_when_not_on_a_terminal(server: ServerProcess) -> None:
+    code, out, _ = gearjobs(server, "run", "count", '{"to": 3, "delay": 0}')
+    assert code == 0
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"n": n, "progress": n, "total": 3} for n in (1, 2, 3)
+    ]
+
+
+def test_run_shows_a_table(server: ServerProcess) -> None:
+    code, out, _ = gearjobs(server, "run", "tally", '{"key": "table"}', "--table")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["NAME", "VALUE"]
+    assert "table" in out
+
+
+def test_a_failed_job_exits_1_with_its_message_on_stderr(server: ServerProcess) -> None:
+    code, out, err = gearjobs(server, "run", "fail", '{"code": "not-found", "message": "no such"}')
+    assert (code, out) == (1, "")
+    assert err == "error (not-found): no such\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "echo", "{not json"],
+        ["run", "echo", "[1]"],
+        ["run", "echo", "--id", "bad-id"],
+        ["run", "echo", "--id", str(RequestIdentifier.new()), "--idempotency-key", "k"],
+        ["run"],
+        ["status"],
+        ["run", "echo", "--bogus-option"],
+    ],
+)
+def test_usage_errors_exit_2(server: ServerProcess, args: list[str]) -> None:
+    code, _, _ = gearjobs(server, *args)
+    assert code == 2
+
+
+def test_the_same_id_twice_runs_once(server: ServerProcess) -> None:
+    ident = str(RequestIdentifier.new())
+    outs = [gearjobs(server, "run", "tally", '{"key": "cli-once"}', "--id", ident) for _ in "ab"]
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0][1])["value"] == 1
+    key = [gearjobs(server, "run", "tally", '{"key": "cli-key"}', "--idempotency-key", "k1")]
+    key.append(gearjobs(server, "run", "tally", '{"key": "cli-key"}', "--idempotency-key", "k1"))
+    assert json.loads(key[1][1])["value"] == 1
+
+
+def test_an_unreachable_server_exits_3_with_one_line(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(main, ["run", "echo", "--server", url, "--tries", "2"])
+    assert result.exit_code == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "could not reach the server after 2 tries" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_attach_status_and_ls(server: ServerProcess) -> None:
+    ident = str(RequestIdentifier.new())
+    _, first, _ = gearjobs(server, "run", "sleep", '{"seconds": 0, "lines": 2}', "--id", ident)
+    code, attached, _ = gearjobs(server, "attach", ident)
+    assert (code, attached) == (0, first)
+    code, status, _ = gearjobs(server, "status", ident)
+    assert code == 0
+    record = json.loads(status)
+    assert (record["id"], record["name"], record["state"], record["status"]) == (
+        ident,
+        "sleep",
+        "succeeded",
+        202,
+    )
+    code, listing, _ = gearjobs(server, "ls", "--name", "sleep")
+    assert code == 0
+    assert ident in listing
+    code, _, err = gearjobs(server, "status", str(RequestIdentifier.new()))
+    assert code == 1
+    assert "no job with id" in err
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_events_with_progress_show_a_bar_on_a_terminal() -> None:
+    out = _Tty()
+    response = TerminalResponse(out=out, err=io.StringIO())
+    writer = response.success_with_write(ResponseSuccess.OK, True, True)
+    for n in range(1, 4):
+        writer.write({"n": n, "progress": n, "total": 3})
+    writer.write({"note": "no progress here"})
+    response.finish()
+    text = out.getvalue()
+    assert "3/3" in text
+    assert '"n": 1' not in text
+    assert '{"note": "no progress here"}' in text
+
+
+def test_serve_refuses_a_public_address_without_a_token_file() -> None:
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "1"])
+    assert result.exit_code == 2
+    assert "without a token file" in result.output
+
+
+def test_serve_stops_at_a_malformed_token_file_with_its_line_number(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# users\nsecret alice\n\nbroken-line\n")
+    result = CliRunner().invoke(main, ["serve", "--tokens", str(tokens), "--port", "1"])
+    assert result.exit_code == 2
+    assert f"{tokens}:4" in result.output
+
+
+def test_a_token_file_names_users_and_the_cli_sends_a_token(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice-secret alice\nbob-secret bob\n")
+    with ServerProcess(
+        "--examples", "--store", "memory://", "--tokens", str(tokens), cwd=tmp_path
+    ) as s:
+        assert httpx.post(f"{s.url}/jobs/echo", json={}).status_code == 401
+        code, out, _ = gearjobs(s, "run", "echo", "{}", "--token", "alice-secret")
+        assert code == 0
+        code, out, _ = gearjobs(s, "ls", "--json", "--token", "alice-secret")
+        assert [j["user"] for j in json.loads(out)] == ["alice"]
+        code, out, _ = gearjobs(s, "ls", "--json", "--token", "bob-secret")
+        assert json.loads(out) == []
+
+
+def test_a_users_own_jobs_and_routes_load_with_app(tmp_path: Path) -> None:
+    with ServerProcess(
+        "--app",
+        "examples.custom_jobs:extensions",
+        "--store",
+        "memory://",
+        cwd=REPO,
+        log_dir=tmp_path,
+    ) as s:
+        code, out, _ = gearjobs(s, "run", "greet", '{"name": "Ada"}')
+        assert (code, json.loads(out)) == (0, {"greeting": "Hello, Ada!"})
+        ident = str(RequestIdentifier.new())
+        first = httpx.put(f"{s.url}/squares/7", headers={"X-Request-Id": ident})
+        again = httpx.put(f"{s.url}/squares/7", headers={"X-Request-Id": ident})
+        assert first.json() == again.json() == {"n": 7, "square": 49}
+        other = httpx.put(f"{s.url}/squares/8", headers={"X-Request-Id": ident})
+        assert other.status_code == 422
+        bad = httpx.put(f"{s.url}/squares/x")
+        assert bad.status_code == 400
+        assert "'n'" in bad.json()["message"]
+        code, _, _ = gearjobs(s, "run", "echo")
+        assert code == 1, "no examples on this server: echo is unknown"

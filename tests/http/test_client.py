@@ -1,0 +1,204 @@
+"""The HTTP client: answers into a Response, and retries that join instead of re-running."""
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.http import AsyncClient, Client, ServerUnreachable, create_app
+from gearjobs.jobs import ClientResponse, RequestIdentifier, ResponseFailure, ResponseSuccess
+
+from ..servers import ServerProcess
+from .conftest import make_registry
+
+
+class BusyFirst:
+    """Answers the first `times` requests with `status` and Retry-After: 0, then serves."""
+
+    def __init__(self, app: ASGIApp, times: int, status: int = 429) -> None:
+        self.app = app
+        self.times = times
+        self.status = status
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            self.seen.append(headers.get(b"x-request-id", b"").decode())
+            if self.times > 0:
+                self.times -= 1
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": self.status,
+                        "headers": [(b"retry-after", b"0"), (b"content-type", b"application/json")],
+                    }
+                )
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b'{"message":"busy","code":"rate-limit"}',
+                    }
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_the_client_retries_busy_answers_with_the_same_id(
+    dispatcher: Dispatcher, status: int
+) -> None:
+    app = BusyFirst(create_app(dispatcher, make_registry()), times=2, status=status)
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncClient("http://127.0.0.1", transport=transport, tries=5) as client:
+        response = ClientResponse()
+        ident = await client.run("tally", {"key": "busy"}, response)
+    assert response.data == {"key": "busy", "value": 1, "node": "test-node"}
+    assert len(app.seen) == 3 and len(set(app.seen)) == 1
+    assert ident == app.seen[0]
+
+
+async def test_the_last_busy_answer_is_the_answer_when_tries_run_out(
+    dispatcher: Dispatcher,
+) -> None:
+    app = BusyFirst(create_app(dispatcher, make_registry()), times=10)
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncClient("http://127.0.0.1", transport=transport, tries=3) as client:
+        response = ClientResponse()
+        await client.run("echo", {}, response)
+    assert len(app.seen) == 3
+    assert response.error is not None
+    assert response.error.response_failure() is ResponseFailure.RATE_LIMIT
+
+
+async def test_the_client_reads_every_kind_of_answer(dispatcher: Dispatcher) -> None:
+    transport = httpx.ASGITransport(app=create_app(dispatcher, make_registry()))
+    async with AsyncClient("http://127.0.0.1", transport=transport) as client:
+        data = ClientResponse()
+        await client.run("echo", {"x": 1}, data)
+        assert (data.kind, data.data) == (ResponseSuccess.OK, {"echo": {"x": 1}})
+
+        text = ClientResponse()
+        await client.run("sleep", {"seconds": 0, "lines": 2}, text)
+        assert text.data.getvalue() == b"tick 1\ntick 2\n"
+
+        out = io_response()
+        await client.run("count", {"to": 2, "delay": 0}, out)
+        # Header names are case-insensitive; HTTP/1.1 servers send them in lower case.
+        assert out.pending == {"count-total": "2"}
+        assert [json.loads(x) for x in out.output.getvalue().splitlines()[1:]] == [
+            {"n": 1, "progress": 1, "total": 2},
+            {"n": 2, "progress": 2, "total": 2},
+        ]
+
+        failed = ClientResponse()
+        await client.run("fail", {"code": "already-exists", "message": "dup", "data": 3}, failed)
+        assert failed.error is not None
+        assert failed.error.response_failure() is ResponseFailure.ALREADY_EXISTS
+        assert (failed.error.message, failed.error.response_data()) == ("dup", 3)
+
+        nothing = ClientResponse()
+        await client.run("accepted-none", {}, nothing)
+        assert nothing.kind is ResponseSuccess.ACCEPTED and nothing.error is None
+
+
+def io_response() -> ClientResponse:
+    import io
+
+    return ClientResponse(output=io.StringIO(), gather=False)
+
+
+class DroppingProxy:
+    """A TCP proxy to a real server that cuts its first connection after `cut` bytes back."""
+
+    def __init__(self, target_port: int, cut: int) -> None:
+        self.target_port = target_port
+        self.cut = cut
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._stop = False
+
+    def __enter__(self) -> "DroppingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self.listener.close()
+        self._thread.join(5)
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            limit = self.cut if self.connections == 1 else None
+            threading.Thread(target=self._pipe, args=(client, limit), daemon=True).start()
+
+    def _pipe(self, client: socket.socket, limit: int | None) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+
+        def forward_requests() -> None:
+            try:
+                while data := client.recv(65536):
+                    upstream.sendall(data)
+            except OSError:
+                pass
+
+        threading.Thread(target=forward_requests, daemon=True).start()
+        sent = 0
+        try:
+            while data := upstream.recv(4096):
+                if limit is not None and sent + len(data) > limit:
+                    client.sendall(data[: limit - sent])
+                    break
+                client.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        finally:
+            # shutdown() sends FIN at once, even while another thread is blocked in recv().
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+@pytest.fixture
+def real_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess("--examples", "--store", f"sqlite:///{tmp_path}/c.db", cwd=tmp_path) as s:
+        yield s
+
+
+def test_a_dropped_stream_is_resumed_by_joining_and_nothing_is_seen_twice(
+    real_server: ServerProcess,
+) -> None:
+    with DroppingProxy(real_server.port, cut=600) as proxy:
+        ident = RequestIdentifier.new()
+        response = io_response()
+        with Client(f"http://127.0.0.1:{proxy.port}", tries=4) as client:
+            client.run("count", {"to": 200, "delay": 0.001}, response, id=ident)
+        assert proxy.connections >= 2, "the first connection was cut"
+    events = [json.loads(x) for x in response.output.getvalue().splitlines()[1:]]
+    assert events == [{"n": n, "progress": n, "total": 200} for n in range(1, 201)]
+    record = httpx.get(f"{real_server.url}/jobs/{ident}").json()
+    assert record["run"] == 1
+
+
+def test_the_sync_client_gives_up_after_its_tries(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    with Client(f"http://127.0.0.1:{port}", tries=2) as client, pytest.raises(ServerUnreachable):
+        client.run("echo", {}, ClientResponse())
