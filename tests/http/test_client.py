@@ -1,6 +1,7 @@
 """The HTTP client: answers into a Response, and retries that join instead of re-running."""
 
 import contextlib
+import io
 import json
 import socket
 import threading
@@ -93,7 +94,7 @@ async def test_the_client_reads_every_kind_of_answer(dispatcher: Dispatcher) -> 
         await client.run("count", {"to": 2, "delay": 0}, out)
         # Header names are case-insensitive; HTTP/1.1 servers send them in lower case.
         assert out.pending == {"count-total": "2"}
-        assert [json.loads(x) for x in out.output.getvalue().splitlines()[1:]] == [
+        assert [json.loads(x) for x in out.printed.getvalue().splitlines()[1:]] == [
             {"n": 1, "progress": 1, "total": 2},
             {"n": 2, "progress": 2, "total": 2},
         ]
@@ -109,10 +110,16 @@ async def test_the_client_reads_every_kind_of_answer(dispatcher: Dispatcher) -> 
         assert nothing.kind is ResponseSuccess.ACCEPTED and nothing.error is None
 
 
-def io_response() -> ClientResponse:
-    import io
+class PrintedResponse(ClientResponse):
+    """A ClientResponse that prints to a StringIO the test reads back."""
 
-    return ClientResponse(output=io.StringIO(), gather=False)
+    def __init__(self) -> None:
+        self.printed = io.StringIO()
+        super().__init__(output=self.printed, gather=False)
+
+
+def io_response() -> PrintedResponse:
+    return PrintedResponse()
 
 
 class DroppingProxy:
@@ -190,7 +197,7 @@ def test_a_dropped_stream_is_resumed_by_joining_and_nothing_is_seen_twice(
         with Client(f"http://127.0.0.1:{proxy.port}", tries=4) as client:
             client.run("count", {"to": 200, "delay": 0.001}, response, id=ident)
         assert proxy.connections >= 2, "the first connection was cut"
-    events = [json.loads(x) for x in response.output.getvalue().splitlines()[1:]]
+    events = [json.loads(x) for x in response.printed.getvalue().splitlines()[1:]]
     assert events == [{"n": n, "progress": n, "total": 200} for n in range(1, 201)]
     record = httpx.get(f"{real_server.url}/jobs/{ident}").json()
     assert record["run"] == 1
