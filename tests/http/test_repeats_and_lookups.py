@@ -61,6 +61,7 @@ async def test_a_lost_job_runs_again_on_retry(
     ident = RequestIdentifier.new()
     first = await client.post("/jobs/tally", json={"key": "lost"}, headers=with_id(ident))
     assert first.json()["value"] == 1
+    await dispatcher.recorded(JobKey("anonymous", ident))
     record = await dispatcher.store.get(JobKey("anonymous", ident))
     assert record is not None
     record.state = JobState.LOST
@@ -74,6 +75,7 @@ async def test_a_remembered_id_past_retention_is_204_ran_to_completion(
 ) -> None:
     ident = RequestIdentifier.new()
     await client.post("/jobs/echo", json={}, headers=with_id(ident))
+    await dispatcher.recorded(JobKey("anonymous", ident))
     record = await dispatcher.store.get(JobKey("anonymous", ident))
     assert record is not None and record.finished_at is not None
     await dispatcher.store.prune(now=record.finished_at + 10, retention=1, remember=100)

@@ -455,6 +455,15 @@ class Dispatcher:
             return run.record
         return await self.store.get(key)
 
+    async def recorded(self, key: JobKey) -> None:
+        """Wait until the store holds the final record of a job that runs here (if one does).
+
+        A job's answer reaches its clients before the store has written it down.
+        """
+        run = self._active.get(key)
+        if run is not None:
+            await run.settled_event().wait()
+
     async def follow(self, key: JobKey) -> JobHandle | None:
         """A handle on a job's answer without sending the request again (None if unknown)."""
         run = self._active.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -97,15 +98,19 @@ class SQLiteStore(Store):
     """Records and journals in one SQLite file (WAL mode).
 
     All database work runs on one thread of the store's own, so the event loop never waits on
-    the disk, and claims are serialised there (each in an IMMEDIATE transaction, which also
-    keeps them atomic if another process opens the same file). A finished job's record and
-    journal are written in one transaction: a crash leaves either all of the answer or none.
+    the disk. Writes that arrive while one is under way are applied together in the next
+    IMMEDIATE transaction (one savepoint each, so one failing write fails alone): claims stay
+    serialised and atomic, and the number of commits does not grow with the request rate. A
+    finished job's record and journal are written by one write: a crash leaves either all of
+    the answer or none.
     """
 
     def __init__(self, path: str | Path = "gearjobs.db") -> None:
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gearjobs-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._writes: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -113,6 +118,53 @@ class SQLiteStore(Store):
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
+
+    async def _write(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a write in the next batch: the writes that wait together share one transaction."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._writes.append((functools.partial(func, *args), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches())
+        return await future
+
+    async def _write_batches(self) -> None:
+        while self._writes:
+            batch, self._writes = self._writes, []
+            try:
+                outcomes = await self._run(self._apply, [func for func, _ in batch])
+            except BaseException as exc:  # the transaction itself failed: every write did
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _apply(self, funcs: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        db = self.db
+        outcomes: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for func in funcs:
+                db.execute("SAVEPOINT one")
+                try:
+                    outcomes.append((True, func()))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO one")
+                    outcomes.append((False, exc))
+                db.execute("RELEASE one")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -148,35 +200,26 @@ class SQLiteStore(Store):
     # Claims and records
 
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
-        return await self._run(self._claim, record, replace_run)
+        return await self._write(self._claim, record, replace_run)
 
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
         user, ident = record.key.user, str(record.key.id)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
-            ).fetchone()
-            if row is not None:
-                existing = _record(row)
-                free = (
-                    existing.state is JobState.LOST and existing.fingerprint == record.fingerprint
-                ) or (
-                    replace_run is not None
-                    and existing.run == replace_run
-                    and existing.state.finished
-                )
-                if not free:
-                    db.execute("COMMIT")
-                    return ClaimResult(False, existing)
-                record.run = existing.run + 1
-                db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
-            db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        row = db.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
+        ).fetchone()
+        if row is not None:
+            existing = _record(row)
+            free = (
+                existing.state is JobState.LOST and existing.fingerprint == record.fingerprint
+            ) or (
+                replace_run is not None and existing.run == replace_run and existing.state.finished
+            )
+            if not free:
+                return ClaimResult(False, existing)
+            record.run = existing.run + 1
+            db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
+        db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
         return ClaimResult(True)
 
     async def get(self, key: JobKey) -> JobRecord | None:
@@ -189,7 +232,7 @@ class SQLiteStore(Store):
         return None if row is None else _record(row)
 
     async def update(self, record: JobRecord) -> None:
-        await self._run(self._update, record)
+        await self._write(self._update, record.copy())
 
     def _update(self, record: JobRecord) -> None:
         self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
@@ -197,17 +240,7 @@ class SQLiteStore(Store):
     # Journals
 
     async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
-        await self._run(self._append_in_transaction, key, [encode_entry(e) for e in entries])
-
-    def _append_in_transaction(self, key: JobKey, encoded: list[tuple[str, bytes]]) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._append(key, encoded)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        await self._write(self._append, key, [encode_entry(e) for e in entries])
 
     def _append(self, key: JobKey, encoded: list[tuple[str, bytes]]) -> None:
         db = self.db
@@ -224,18 +257,12 @@ class SQLiteStore(Store):
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
         encoded = [encode_entry(e) for e in entries]
-        await self._run(self._finish, record.copy(), encoded)
+        await self._write(self._finish, record.copy(), encoded)
 
     def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]]) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+        self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+        if encoded:
             self._append(record.key, encoded)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._run(self._read, key, offset, limit)
@@ -281,25 +308,19 @@ class SQLiteStore(Store):
         return [_record(row) for row in rows]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
-        return await self._run(self._recover, node, now)
+        return await self._write(self._recover, node, now)
 
     def _recover(self, node: str, now: float) -> list[JobRecord]:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = db.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE node = ? AND state IN ('queued', 'running')",
-                (node,),
-            ).fetchall()
-            db.execute(
-                "UPDATE jobs SET state = 'lost', finished_at = ? "
-                "WHERE node = ? AND state IN ('queued', 'running')",
-                (now, node),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        rows = db.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE node = ? AND state IN ('queued', 'running')",
+            (node,),
+        ).fetchall()
+        db.execute(
+            "UPDATE jobs SET state = 'lost', finished_at = ? "
+            "WHERE node = ? AND state IN ('queued', 'running')",
+            (now, node),
+        )
         lost = [_record(row) for row in rows]
         for record in lost:
             record.state = JobState.LOST
@@ -310,12 +331,12 @@ class SQLiteStore(Store):
         # In small batches, each its own transaction, so requests interleave with pruning.
         changed = 0
         while True:
-            done = await self._run(self._prune_batch, now - retention)
+            done = await self._write(self._prune_batch, now - retention)
             changed += done
             if done < PRUNE_BATCH:
                 break
         while True:
-            done = await self._run(self._forget_batch, remember)
+            done = await self._write(self._forget_batch, remember)
             changed += done
             if done < PRUNE_BATCH:
                 break
@@ -323,38 +344,25 @@ class SQLiteStore(Store):
 
     def _prune_batch(self, horizon: float) -> int:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = db.execute(
-                "SELECT user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
-                (horizon, PRUNE_BATCH),
-            ).fetchall()
-            for user, ident, state in rows:
-                db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
-                if state == JobState.LOST.value:
-                    db.execute("DELETE FROM jobs WHERE user = ? AND id = ?", (user, ident))
-                else:
-                    db.execute("UPDATE jobs SET kept = 0 WHERE user = ? AND id = ?", (user, ident))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        rows = db.execute(
+            "SELECT user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
+            (horizon, PRUNE_BATCH),
+        ).fetchall()
+        for user, ident, state in rows:
+            db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
+            if state == JobState.LOST.value:
+                db.execute("DELETE FROM jobs WHERE user = ? AND id = ?", (user, ident))
+            else:
+                db.execute("UPDATE jobs SET kept = 0 WHERE user = ? AND id = ?", (user, ident))
         return len(rows)
 
     def _forget_batch(self, remember: int) -> int:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = db.execute(
-                "SELECT user, id FROM jobs WHERE kept = 0 "
-                "ORDER BY finished_at DESC LIMIT ? OFFSET ?",
-                (PRUNE_BATCH, remember),
-            ).fetchall()
-            db.executemany("DELETE FROM jobs WHERE user = ? AND id = ?", rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        rows = db.execute(
+            "SELECT user, id FROM jobs WHERE kept = 0 ORDER BY finished_at DESC LIMIT ? OFFSET ?",
+            (PRUNE_BATCH, remember),
+        ).fetchall()
+        db.executemany("DELETE FROM jobs WHERE user = ? AND id = ?", rows)
         return len(rows)
 
 
