@@ -148,22 +148,26 @@ class SQLiteStore(Store):
                     future.set_exception(value)
 
     def _apply(self, funcs: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """All writes in one transaction; if one fails, each again in a transaction of its own."""
         db = self.db
-        outcomes: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for func in funcs:
-                db.execute("SAVEPOINT one")
-                try:
-                    outcomes.append((True, func()))
-                except Exception as exc:
-                    db.execute("ROLLBACK TO one")
-                    outcomes.append((False, exc))
-                db.execute("RELEASE one")
+            results = [func() for func in funcs]
             db.execute("COMMIT")
+            return [(True, result) for result in results]
+        except Exception:
+            db.execute("ROLLBACK")
+            if len(funcs) == 1:
+                raise
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        outcomes: list[tuple[bool, Any]] = []
+        for func in funcs:
+            try:
+                outcomes.append((True, self._apply([func])[0][1]))
+            except Exception as exc:
+                outcomes.append((False, exc))
         return outcomes
 
     @property
@@ -205,6 +209,11 @@ class SQLiteStore(Store):
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
         user, ident = record.key.user, str(record.key.id)
+        inserted = db.execute(
+            f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT DO NOTHING", _row(record)
+        )
+        if inserted.rowcount == 1:
+            return ClaimResult(True)
         row = db.execute(
             f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
         ).fetchone()
@@ -242,13 +251,17 @@ class SQLiteStore(Store):
     async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
         await self._write(self._append, key, [encode_entry(e) for e in entries])
 
-    def _append(self, key: JobKey, encoded: list[tuple[str, bytes]]) -> None:
+    def _append(
+        self, key: JobKey, encoded: list[tuple[str, bytes]], *, fresh: bool = False
+    ) -> None:
         db = self.db
         user, ident = key.user, str(key.id)
-        (start,) = db.execute(
-            "SELECT COALESCE(MAX(seq) + 1, 0) FROM journal WHERE user = ? AND id = ?",
-            (user, ident),
-        ).fetchone()
+        start = 0
+        if not fresh:
+            (start,) = db.execute(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM journal WHERE user = ? AND id = ?",
+                (user, ident),
+            ).fetchone()
         db.executemany(
             "INSERT INTO journal (user, id, seq, kind, payload) VALUES (?, ?, ?, ?, ?)",
             [(user, ident, start + i, kind, payload) for i, (kind, payload) in enumerate(encoded)],
@@ -257,12 +270,13 @@ class SQLiteStore(Store):
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
         encoded = [encode_entry(e) for e in entries]
-        await self._write(self._finish, record.copy(), encoded)
+        await self._write(self._finish, record.copy(), encoded, not self.live_journal)
 
-    def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]]) -> None:
+    def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]], whole: bool) -> None:
+        # `whole`: the journal is written here in one piece, so it starts at position 0.
         self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
         if encoded:
-            self._append(record.key, encoded)
+            self._append(record.key, encoded, fresh=whole)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._run(self._read, key, offset, limit)
