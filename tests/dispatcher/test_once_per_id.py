@@ -290,3 +290,25 @@ async def test_a_repeated_dispatch_of_a_failed_job_replays_the_failure(
     terminal = await (await dispatcher.dispatch(ident, Boom()))
     assert terminal == Failed(ResponseFailure.ERROR, "kaput", None)
     assert Boom.runs == 1
+
+
+async def test_the_dispatcher_prunes_by_itself_every_prune_interval() -> None:
+    now = [0.0]
+    pruned = asyncio.Event()
+
+    class WatchedStore(MemoryStore):
+        async def prune(self, *, now: float, retention: float, remember: int) -> int:
+            changed = await super().prune(now=now, retention=retention, remember=remember)
+            if changed:
+                pruned.set()
+            return changed
+
+    store = WatchedStore()
+    async with Dispatcher(store=store, retention=5, prune_interval=0.01, clock=lambda: now[0]) as d:
+        ident = RequestIdentifier.new()
+        await (await d.dispatch(ident, DataJob("old")))
+        await d.recorded(JobKey("anonymous", ident))
+        now[0] = 100.0
+        await asyncio.wait_for(pruned.wait(), 10)
+        record = await store.get(JobKey("anonymous", ident))
+        assert record is not None and not record.kept

@@ -241,3 +241,16 @@ async def test_records_store_the_user(dispatcher: Dispatcher, authed: httpx.Asyn
     await authed.post("/jobs/echo", json={}, headers={**BOB, **with_id(ident)})
     record: JobRecord | None = await dispatcher.store.get(JobKey("bob", ident))
     assert record is not None and record.name == "echo"
+
+
+async def test_a_repeated_post_resumes_its_events_after_last_event_id(
+    client: httpx.AsyncClient,
+) -> None:
+    ident = RequestIdentifier.new()
+    headers = with_id(ident, Accept="text/event-stream")
+    body = {"to": 4, "delay": 0}
+    whole = parse_sse((await client.post("/jobs/count", json=body, headers=headers)).text)
+    resumed = await client.post(
+        "/jobs/count", json=body, headers={**headers, "Last-Event-ID": str(whole[2].id)}
+    )
+    assert parse_sse(resumed.text) == whole[3:]

@@ -197,6 +197,7 @@ class _Api:
     ) -> Response:
         user = self.user(request)
         mode = self.mode(request)
+        offset = _resume_offset(request) if mode is Mode.SSE else 0
         ident = self.request_id(request)
         headers = {"X-Request-Id": str(ident)}
         try:
@@ -219,6 +220,8 @@ class _Api:
             return error_response(
                 exc.response_failure(), exc.message, exc.response_data(), headers=headers
             )
+        if mode is Mode.SSE:
+            return sse_answer(handle, offset, headers)
         return await answer(handle, mode, headers)
 
     async def post_job(self, request: Request) -> Response:
@@ -272,13 +275,7 @@ class _Api:
                 ResponseFailure.NOT_FOUND, f"no job with id {ident}", headers=headers
             )
         if mode is Mode.SSE:
-            last = request.headers.get("last-event-id")
-            offset = 0
-            if last is not None and last.strip():
-                if not last.strip().isdigit() or len(last.strip()) > 18:
-                    raise _refuse(400, "Last-Event-ID must be the id of an event (a number)")
-                offset = int(last) + 1
-            return sse_answer(handle, offset, headers)
+            return sse_answer(handle, _resume_offset(request), headers)
         return await answer(handle, mode, headers)
 
     async def list_jobs(self, request: Request) -> Response:
@@ -311,6 +308,16 @@ class _Api:
         if self.dispatcher.closing:
             return error_response(ResponseFailure.UNAVAILABLE, "the server is shutting down")
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
+
+
+def _resume_offset(request: Request) -> int:
+    """Where a Server-Sent Events answer starts: right after the `Last-Event-ID` given."""
+    last = request.headers.get("last-event-id", "").strip()
+    if not last:
+        return 0
+    if not last.isdigit() or len(last) > 18:
+        raise _refuse(400, "Last-Event-ID must be the id of an event (a number)")
+    return int(last) + 1
 
 
 def _fingerprint(route: str, params: Mapping[str, Any]) -> str:
