@@ -141,7 +141,7 @@ def serve(
         for extension in _load_extensions(spec):
             registry.add(extension)
     try:
-        store = store_from_url(store_url)
+        store = store_from_url(store_url, retention=retention)
         dispatcher = Dispatcher(
             store=store,
             queue_fast=queue_fast,

@@ -34,6 +34,7 @@ from gearjobs.jobs import (
     running_context,
 )
 from gearjobs.store import (
+    Entry,
     Failed,
     JobKey,
     JobRecord,
@@ -73,7 +74,17 @@ LOST_MESSAGE = "The server stopped before this job finished; retry the request t
 class _Run:
     """A job that this dispatcher has claimed: queued, running, or being recorded."""
 
-    __slots__ = ("context", "executing", "job", "journal", "queue", "record", "settled")
+    __slots__ = (
+        "context",
+        "executing",
+        "flushed",
+        "flushing",
+        "job",
+        "journal",
+        "queue",
+        "record",
+        "settled",
+    )
 
     def __init__(
         self, record: JobRecord, job: Job, queue: JobQueue[_Run], context: JobContext
@@ -85,6 +96,9 @@ class _Run:
         self.journal = Journal()
         self.executing = False
         self.settled: asyncio.Event | None = None
+        self.flushed = 0
+        """How many journal entries a live-journal store already holds."""
+        self.flushing: asyncio.Task[None] | None = None
 
     def settled_event(self) -> asyncio.Event:
         if self.settled is None:
@@ -377,7 +391,10 @@ class Dispatcher:
         queue = run.queue
         queue.running += 1
         loop = asyncio.get_running_loop()
-        response = RecordingResponse(run.journal.append, loop=loop, label=str(record.key))
+        append: Callable[[Entry], None] = run.journal.append
+        if self.store.live_journal:
+            append = self._live_appender(run)
+        response = RecordingResponse(append, loop=loop, label=str(record.key))
         job = run.job
         token = running_context.set(run.context)
         run.executing = True
@@ -412,6 +429,28 @@ class Dispatcher:
         else:
             await self._settle(run)
 
+    def _live_appender(self, run: _Run) -> Callable[[Entry], None]:
+        """Appends to the journal and, within the same loop tick, to the store's journal."""
+        journal = run.journal
+
+        def append(entry: Entry) -> None:
+            journal.append(entry)
+            if run.flushing is None or run.flushing.done():
+                run.flushing = asyncio.ensure_future(self._flush(run))
+
+        return append
+
+    async def _flush(self, run: _Run) -> None:
+        entries = run.journal.entries
+        while run.flushed < len(entries) and run.journal.terminal is None:
+            batch = entries[run.flushed :]
+            try:
+                await self.store.append(run.record.key, batch)
+            except Exception:
+                logger.exception("could not append to the journal of job %s", run.record.key)
+                return
+            run.flushed += len(batch)
+
     async def _settle(self, run: _Run) -> None:
         """Write the finished job's record and journal to the store and forget the run."""
         record = run.record
@@ -437,8 +476,9 @@ class Dispatcher:
 
     async def _record(self, run: _Run) -> None:
         try:
-            entries = [] if self.store.live_journal else run.journal.entries
-            await self.store.finish(run.record, entries)
+            if run.flushing is not None:
+                await run.flushing
+            await self.store.finish(run.record, run.journal.entries[run.flushed :])
         except Exception:
             logger.exception("could not record the answer of job %s", run.record.key)
         finally:

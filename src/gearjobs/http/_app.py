@@ -307,6 +307,7 @@ class _Api:
     async def healthz(self, request: Request) -> Response:
         if self.dispatcher.closing:
             return error_response(ResponseFailure.UNAVAILABLE, "the server is shutting down")
+        await self.dispatcher.store.ping()
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
 
 
@@ -376,6 +377,8 @@ def create_app(
                 return await handler(request)
             except Refused as refused:
                 return refused.response
+            except JobError as exc:  # for example StoreUnavailable: 503 with Retry-After
+                return error_response(exc.response_failure(), exc.message, exc.response_data())
 
         return endpoint
 

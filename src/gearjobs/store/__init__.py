@@ -1,6 +1,6 @@
 """Stores: where job records and journals live (memory, SQLite, Redis)."""
 
-from gearjobs.store._base import ClaimResult, Store
+from gearjobs.store._base import ClaimResult, Store, StoreUnavailable
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._memory import MemoryStore
 from gearjobs.store._records import (
@@ -17,6 +17,7 @@ from gearjobs.store._records import (
     Succeeded,
     is_terminal,
 )
+from gearjobs.store._redis import RedisStore
 from gearjobs.store._sqlite import SQLiteStore
 from gearjobs.store._url import store_from_url
 
@@ -33,8 +34,10 @@ __all__ = (
     "JobRecord",
     "JobState",
     "MemoryStore",
+    "RedisStore",
     "SQLiteStore",
     "Store",
+    "StoreUnavailable",
     "Succeeded",
     "decode_entry",
     "encode_entry",

@@ -7,9 +7,17 @@ import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
+from gearjobs.jobs import ResponseFailure, SimpleError
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState, is_terminal
 
-__all__ = ("ClaimResult", "Store")
+__all__ = ("ClaimResult", "Store", "StoreUnavailable")
+
+
+class StoreUnavailable(SimpleError):
+    """The store cannot be reached now (UNAVAILABLE: the client should retry shortly)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ResponseFailure.UNAVAILABLE, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,9 @@ class Store(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the store's resources."""
+
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise StoreUnavailable when the store cannot be reached."""
 
     @abc.abstractmethod
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:

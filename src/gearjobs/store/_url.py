@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from gearjobs.jobs import GearjobsError
 from gearjobs.store._base import Store
@@ -11,9 +11,25 @@ from gearjobs.store._memory import MemoryStore
 __all__ = ("store_from_url",)
 
 
-def store_from_url(url: str) -> Store:
-    """The store a URL names; a clear GearjobsError for anything else."""
+def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
+    """The store a URL names; a clear GearjobsError for anything else.
+
+    A Redis URL may carry `?lease=SECONDS` (default 10) and `&prefix=NAME` for its keys.
+    """
     parts = urlsplit(url)
+    if parts.scheme in ("redis", "rediss"):
+        from gearjobs.store._redis import RedisStore
+
+        query = parse_qs(parts.query)
+        try:
+            lease = float(query.get("lease", ["10"])[0])
+        except ValueError:
+            raise GearjobsError(f"store {url!r}: lease must be a number of seconds") from None
+        if not 0.1 <= lease <= 3600:
+            raise GearjobsError(f"store {url!r}: lease must be from 0.1 to 3600 seconds")
+        prefix = query.get("prefix", ["gearjobs"])[0]
+        base = parts._replace(query="").geturl()
+        return RedisStore(base, lease=lease, retention=retention, prefix=prefix)
     if parts.scheme == "memory":
         return MemoryStore()
     if parts.scheme == "sqlite":

@@ -1,0 +1,607 @@
+"""The Redis store: several server processes share records, journals and claims.
+
+Keys, for a job with request id ID of user USER (prefix `gearjobs` by default):
+
+    {prefix}:rec:ID:USER     hash     the record
+    {prefix}:jnl:ID:USER     stream   the journal; entry n has the stream id 0-(n+1)
+    {prefix}:lease:ID:USER   string   the node that owns the queued or running job (PX lease)
+    {prefix}:active          set      ID:USER of every queued or running job
+    {prefix}:finished        zset     ID:USER of finished jobs whose answer is kept, by end time
+    {prefix}:remembered      zset     ID:USER of ids past retention, by end time (newest N kept)
+    {prefix}:idx             zset     ID:USER by creation time (listing)
+
+`prune` turns answers past retention into remembered ids; the record and journal keys also
+expire on their own (twice the retention, plus an hour) in case no node prunes.
+
+A claim is one Lua script (so one node wins an id), and so are the journal appends and the
+final write, which check the run number so that a node whose lease ran out cannot write over
+a later run. Each node renews the leases of its jobs; any node marks a job whose lease has
+run out `lost` and ends its journal, so joined clients everywhere see the stream end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.store._base import ClaimResult, Store, StoreUnavailable
+from gearjobs.store._codec import decode_entry, encode_entry
+from gearjobs.store._records import (
+    Body,
+    Entry,
+    Failed,
+    JobKey,
+    JobRecord,
+    JobState,
+    is_terminal,
+)
+
+__all__ = ("RedisStore",)
+
+logger = logging.getLogger("gearjobs.store")
+
+T = TypeVar("T")
+
+LOST_MESSAGE = (
+    "The server running this job stopped before it finished; retry the request to run it again."
+)
+
+CLAIM = """
+local rec, jnl, remembered = KEYS[1], KEYS[2], KEYS[3]
+local active, lease, idx = KEYS[4], KEYS[5], KEYS[6]
+local member, fp, replace_run, lease_ms, node, created =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local run = 1
+if redis.call('EXISTS', rec) == 1 then
+  local state = redis.call('HGET', rec, 'state')
+  local old_run = tonumber(redis.call('HGET', rec, 'run'))
+  local finished = state == 'succeeded' or state == 'failed' or state == 'lost'
+  local free = (state == 'lost' and redis.call('HGET', rec, 'fingerprint') == fp)
+      or (replace_run ~= '' and tonumber(replace_run) == old_run and finished)
+  if not free then return redis.call('HGETALL', rec) end
+  run = old_run + 1
+  redis.call('DEL', jnl, rec)
+elseif redis.call('ZSCORE', remembered, member) then
+  return {'__remembered__'}
+end
+for i = 7, #ARGV, 2 do redis.call('HSET', rec, ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', rec, 'run', run)
+redis.call('SET', lease, node, 'PX', lease_ms)
+redis.call('SADD', active, member)
+redis.call('ZADD', idx, created, member)
+return {'__claimed__', tostring(run)}
+"""
+
+APPEND = """
+local rec, jnl = KEYS[1], KEYS[2]
+if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
+local n = redis.call('XLEN', jnl)
+for i = 2, #ARGV, 2 do
+  n = n + 1
+  redis.call('XADD', jnl, '0-' .. n, 'k', ARGV[i], 'p', ARGV[i + 1])
+end
+return n
+"""
+
+FINISH = """
+local rec, jnl, remembered, active, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local member, run, retention_ms, finished_at, node, nfields =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+if redis.call('HGET', rec, 'run') ~= run then return -1 end
+local i = 7
+for _ = 1, nfields do
+  redis.call('HSET', rec, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local n = redis.call('XLEN', jnl)
+while i <= #ARGV do
+  n = n + 1
+  redis.call('XADD', jnl, '0-' .. n, 'k', ARGV[i], 'p', ARGV[i + 1])
+  i = i + 2
+end
+redis.call('PEXPIRE', rec, retention_ms)
+if n > 0 then redis.call('PEXPIRE', jnl, retention_ms) end
+redis.call('ZADD', KEYS[6], finished_at, member)
+redis.call('SREM', active, member)
+if redis.call('GET', lease) == node then redis.call('DEL', lease) end
+return n
+"""
+
+UPDATE = """
+local rec = KEYS[1]
+if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
+for i = 2, #ARGV, 2 do redis.call('HSET', rec, ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+# Mark a job lost when its lease is gone (its node died) or, with ARGV[4] set, when it belongs
+# to that node (which restarted).
+LOSE = """
+local rec, jnl, lease, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local member, finished_at, payload, node, retention_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local state = redis.call('HGET', rec, 'state')
+if state ~= 'queued' and state ~= 'running' then
+  redis.call('SREM', active, member)
+  return 0
+end
+if node == '' then
+  if redis.call('EXISTS', lease) == 1 then return 0 end
+elseif redis.call('HGET', rec, 'node') ~= node then
+  return 0
+end
+local n = redis.call('XLEN', jnl) + 1
+redis.call('XADD', jnl, '0-' .. n, 'k', 'f', 'p', payload)
+redis.call('HSET', rec, 'state', 'lost', 'finished_at', finished_at, 'failure', 'unavailable')
+redis.call('ZADD', KEYS[5], finished_at, member)
+redis.call('PEXPIRE', rec, retention_ms)
+redis.call('PEXPIRE', jnl, retention_ms)
+redis.call('SREM', active, member)
+redis.call('DEL', lease)
+return 1
+"""
+
+# Drop the answers of finished jobs (ARGV[3..], from the `finished` index) that ended before
+# ARGV[2]: their ids go to `remembered` (lost ones are forgotten).
+PRUNE = """
+local prefix, horizon, dropped = ARGV[1], tonumber(ARGV[2]), 0
+for i = 3, #ARGV do
+  local member = ARGV[i]
+  local rec = prefix .. ':rec:' .. member
+  local state = redis.call('HGET', rec, 'state')
+  local finished = tonumber(redis.call('HGET', rec, 'finished_at') or '')
+  if state == 'succeeded' or state == 'failed' or state == 'lost' then
+    if finished and finished < horizon then
+      redis.call('DEL', rec, prefix .. ':jnl:' .. member)
+      redis.call('ZREM', prefix .. ':idx', member)
+      if state ~= 'lost' then
+        redis.call('ZADD', prefix .. ':remembered', finished, member)
+      end
+      dropped = dropped + 1
+    end
+  end
+  redis.call('ZREM', prefix .. ':finished', member)
+end
+return dropped
+"""
+
+RENEW = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+end
+return 1
+"""
+
+
+def _member(key: JobKey) -> str:
+    return f"{key.id}:{key.user}"
+
+
+def _key_of(member: str) -> JobKey:
+    return JobKey(member[23:], RequestIdentifier.parse(member[:22]))
+
+
+def _fields(record: JobRecord) -> list[str]:
+    values = {
+        "name": record.name,
+        "fingerprint": record.fingerprint,
+        "state": record.state.value,
+        "node": record.node,
+        "created_at": repr(record.created_at),
+        "started_at": "" if record.started_at is None else repr(record.started_at),
+        "finished_at": "" if record.finished_at is None else repr(record.finished_at),
+        "success": "" if record.success is None else record.success.value,
+        "body": "" if record.body is None else record.body.value,
+        "failure": "" if record.failure is None else record.failure.value,
+    }
+    flat: list[str] = []
+    for name, value in values.items():
+        flat += [name, value]
+    return flat
+
+
+def _record(key: JobKey, raw: dict[str, str]) -> JobRecord:
+    def number(name: str) -> float | None:
+        value = raw.get(name, "")
+        return float(value) if value else None
+
+    return JobRecord(
+        key,
+        raw.get("name", ""),
+        raw.get("fingerprint", ""),
+        JobState(raw.get("state", "queued")),
+        int(raw.get("run", "1")),
+        raw.get("node", ""),
+        number("created_at") or 0.0,
+        number("started_at"),
+        number("finished_at"),
+        ResponseSuccess(raw["success"]) if raw.get("success") else None,
+        Body(raw["body"]) if raw.get("body") else None,
+        ResponseFailure(raw["failure"]) if raw.get("failure") else None,
+    )
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+class RedisStore(Store):
+    """Records, journals, claims and leases in Redis, for several gearjobs processes.
+
+    `lease` seconds: how long a node's claim on a queued or running job lasts without renewal
+    (it renews every third of that); a job whose node stopped renewing is marked lost by the
+    next node that looks, within about `lease` seconds. `retention` is applied by `finish` as
+    key expiry; `prune` trims the remembered ids and the listing index.
+    """
+
+    live_journal = True
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        lease: float = 10.0,
+        retention: float = 24 * 3600.0,
+        prefix: str = "gearjobs",
+        block: float = 1.0,
+    ) -> None:
+        try:
+            import redis.asyncio as aioredis
+        except ImportError as exc:  # pragma: no cover - the [redis] extra is missing
+            raise GearjobsError(
+                "the Redis store needs redis-py: pip install 'gearjobs[redis]'"
+            ) from exc
+        self.url = url
+        self.lease = lease
+        self.retention = retention
+        self.prefix = prefix
+        self.block = block
+        # Typed loosely: redis-py's asyncio client is typed for both sync and async use.
+        self._redis: Any = aioredis.Redis.from_url(
+            url, decode_responses=False, socket_connect_timeout=2, health_check_interval=5
+        )
+        self._claim = self._redis.register_script(CLAIM)
+        self._append = self._redis.register_script(APPEND)
+        self._finish = self._redis.register_script(FINISH)
+        self._update = self._redis.register_script(UPDATE)
+        self._lose = self._redis.register_script(LOSE)
+        self._renew = self._redis.register_script(RENEW)
+        self._prune = self._redis.register_script(PRUNE)
+        self._held: dict[str, str] = {}  # member -> node, for the leases this process renews
+        self._keeper: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r})"
+
+    @property
+    def _expiry_ms(self) -> int:
+        """Finished records expire on their own well after retention: `prune` normally drops
+        their answers (keeping their ids) first; expiry only bounds memory if nothing prunes."""
+        return int((2 * self.retention + 3600) * 1000)
+
+    # Keys
+
+    def _k(self, kind: str, key: JobKey | None = None) -> str:
+        if key is None:
+            return f"{self.prefix}:{kind}"
+        return f"{self.prefix}:{kind}:{_member(key)}"
+
+    async def _call(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError, TimeoutError
+
+        try:
+            return await work()
+        except (RedisConnectionError, TimeoutError, OSError) as exc:
+            raise StoreUnavailable(
+                f"the job store (Redis at {self.url}) is unreachable: {exc}"
+            ) from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"the job store (Redis) failed to {what}: {exc}") from exc
+
+    # Life cycle
+
+    async def open(self) -> None:
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_leases(), name="gearjobs-leases")
+
+    async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        await self._redis.aclose()
+
+    async def ping(self) -> None:
+        await self._call("answer a ping", self._redis.ping)
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases; mark the jobs of nodes that stopped renewing lost."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.renew()
+                await self.reap()
+            except Exception as exc:
+                logger.warning("lease upkeep failed: %s", exc)
+
+    async def renew(self) -> None:
+        """Extend the leases of the jobs this process holds."""
+        by_node: dict[str, list[str]] = {}
+        for member, node in self._held.items():
+            by_node.setdefault(node, []).append(f"{self.prefix}:lease:{member}")
+        for node, keys in by_node.items():
+            renew = functools.partial(self._renew, keys=keys, args=[node, int(self.lease * 1000)])
+            await self._call("renew leases", renew)
+
+    async def reap(self, now: float | None = None) -> int:
+        """Mark lost every queued or running job whose lease ran out; return how many."""
+        members = await self._call(
+            "list active jobs", lambda: self._redis.smembers(self._k("active"))
+        )
+        lost = 0
+        for raw in members:
+            member = raw.decode()
+            if member in self._held:
+                continue
+            lost += await self._mark_lost(member, "", now)
+        return lost
+
+    async def _mark_lost(self, member: str, node: str, now: float | None) -> int:
+        key = _key_of(member)
+        payload = encode_entry(
+            Failed(ResponseFailure.UNAVAILABLE, LOST_MESSAGE, {"state": "lost"})
+        )[1]
+        result = await self._call(
+            "mark a job lost",
+            lambda: self._lose(
+                keys=[
+                    self._k("rec", key),
+                    self._k("jnl", key),
+                    self._k("lease", key),
+                    self._k("active"),
+                    self._k("finished"),
+                ],
+                args=[
+                    member,
+                    repr(time.time() if now is None else now),
+                    payload,
+                    node,
+                    self._expiry_ms,
+                ],
+            ),
+        )
+        return int(result)
+
+    # Claims and records
+
+    async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
+        key = record.key
+        member = _member(key)
+        args: list[Any] = [
+            member,
+            record.fingerprint,
+            "" if replace_run is None else str(replace_run),
+            int(self.lease * 1000),
+            record.node,
+            repr(record.created_at),
+            *_fields(record),
+        ]
+        keys = [
+            self._k("rec", key),
+            self._k("jnl", key),
+            self._k("remembered"),
+            self._k("active"),
+            self._k("lease", key),
+            self._k("idx"),
+        ]
+        reply = await self._call("claim an id", lambda: self._claim(keys=keys, args=args))
+        words = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
+        if words and words[0] == "__claimed__":
+            record.run = int(words[1])
+            self._held[member] = record.node
+            return ClaimResult(True)
+        if words and words[0] == "__remembered__":
+            return ClaimResult(False, self._tombstone(key))
+        return ClaimResult(False, _record(key, _pairs(words)))
+
+    def _tombstone(self, key: JobKey) -> JobRecord:
+        return JobRecord(key, "", "", JobState.SUCCEEDED, kept=False)
+
+    async def get(self, key: JobKey) -> JobRecord | None:
+        raw = await self._call("read a record", lambda: self._redis.hgetall(self._k("rec", key)))
+        if raw:
+            return _record(key, {k.decode(): v.decode() for k, v in raw.items()})
+        score = await self._call(
+            "read remembered ids", lambda: self._redis.zscore(self._k("remembered"), _member(key))
+        )
+        return None if score is None else self._tombstone(key)
+
+    async def update(self, record: JobRecord) -> None:
+        await self._call(
+            "update a record",
+            lambda: self._update(
+                keys=[self._k("rec", record.key)], args=[record.run, *_fields(record)]
+            ),
+        )
+
+    # Journals
+
+    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
+        rec = await self._call(
+            "read a record", lambda: self._redis.hget(self._k("rec", key), "run")
+        )
+        await self._append_run(key, int(rec or 0), entries)
+
+    async def _append_run(self, key: JobKey, run: int, entries: Sequence[Entry]) -> None:
+        flat: list[Any] = [run]
+        for entry in entries:
+            flat += list(encode_entry(entry))
+        await self._call(
+            "append to a journal",
+            lambda: self._append(keys=[self._k("rec", key), self._k("jnl", key)], args=flat),
+        )
+
+    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        key = record.key
+        member = _member(key)
+        fields = _fields(record)
+        args: list[Any] = [
+            member,
+            record.run,
+            self._expiry_ms,
+            repr(time.time() if record.finished_at is None else record.finished_at),
+            record.node,
+            len(fields) // 2,
+            *fields,
+        ]
+        for entry in entries:
+            args += list(encode_entry(entry))
+        keys = [
+            self._k("rec", key),
+            self._k("jnl", key),
+            self._k("remembered"),
+            self._k("active"),
+            self._k("lease", key),
+            self._k("finished"),
+        ]
+        try:
+            result = await self._call(
+                "record an answer", lambda: self._finish(keys=keys, args=args)
+            )
+        finally:
+            self._held.pop(member, None)
+        if int(result) < 0:
+            logger.warning("job %s was claimed again elsewhere; this run's answer is dropped", key)
+
+    async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
+        rows = await self._call(
+            "read a journal",
+            lambda: self._redis.xrange(self._k("jnl", key), min=f"0-{offset + 1}", count=limit),
+        )
+        return [decode_entry(f[b"k"].decode(), f[b"p"]) for _, f in rows]
+
+    async def follow_batches(
+        self, key: JobKey, offset: int = 0, *, poll: float = 0.05
+    ) -> AsyncGenerator[list[Entry], None]:
+        """Read the journal from `offset`, waiting for new entries with XREAD BLOCK."""
+        journal = self._k("jnl", key)
+        while True:
+            xread = functools.partial(
+                self._redis.xread, {journal: f"0-{offset}"}, count=512, block=int(self.block * 1000)
+            )
+            reply = await self._call("follow a journal", xread)
+            if reply:
+                rows = reply[0][1]
+                batch = [decode_entry(f[b"k"].decode(), f[b"p"]) for _, f in rows]
+                offset += len(batch)
+                ended = next((i for i, e in enumerate(batch) if _ends(e)), None)
+                if ended is not None:
+                    yield batch[: ended + 1]
+                    return
+                yield batch
+                continue
+            record = await self.get(key)
+            if record is None or not record.kept or record.state.finished:
+                tail = await self.read(key, offset)
+                if tail:
+                    yield tail
+                return
+
+    # Lists, recovery, retention
+
+    async def list_records(
+        self,
+        *,
+        user: str | None = None,
+        state: JobState | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[JobRecord]:
+        found: list[JobRecord] = []
+        high: float | str = "+inf" if before is None else before[0]
+        skip = 0
+        while len(found) < limit:
+            scan = functools.partial(
+                self._redis.zrevrangebyscore,
+                self._k("idx"),
+                high,
+                "-inf",
+                start=skip,
+                num=200,
+                withscores=True,
+            )
+            page = await self._call("list jobs", scan)
+            if not page:
+                break
+            skip += len(page)
+            members = [m.decode() for m, _ in page]
+            pipe = self._redis.pipeline(transaction=False)
+            for member in members:
+                pipe.hgetall(f"{self.prefix}:rec:{member}")
+            raws = await self._call("list jobs", pipe.execute)
+            for member, raw in zip(members, raws, strict=True):
+                if not raw:
+                    continue
+                key = _key_of(member)
+                rec = _record(key, {k.decode(): v.decode() for k, v in raw.items()})
+                if before is not None and (rec.created_at, str(key.id)) >= before:
+                    continue
+                if user is not None and key.user != user:
+                    continue
+                if (state is not None and rec.state is not state) or (
+                    name is not None and rec.name != name
+                ):
+                    continue
+                found.append(rec)
+            if len(page) < 200:
+                break
+        found.sort(key=lambda r: (r.created_at, str(r.key.id)), reverse=True)
+        return found[:limit]
+
+    async def recover(self, node: str, now: float) -> list[JobRecord]:
+        members = await self._call(
+            "list active jobs", lambda: self._redis.smembers(self._k("active"))
+        )
+        lost = []
+        for raw in members:
+            member = raw.decode()
+            if await self._mark_lost(member, node, now):
+                record = await self.get(_key_of(member))
+                if record is not None:
+                    lost.append(record)
+        return lost
+
+    async def prune(self, *, now: float, retention: float, remember: int) -> int:
+        horizon = now - retention
+        dropped = 0
+        while True:  # in batches, so other requests interleave with pruning
+            scan = functools.partial(
+                self._redis.zrangebyscore,
+                self._k("finished"),
+                "-inf",
+                f"({horizon}",
+                start=0,
+                num=500,
+            )
+            members = [m.decode() for m in await self._call("prune", scan)]
+            if not members:
+                break
+            args = [self.prefix, repr(horizon), *members]
+            dropped += int(await self._call("prune", functools.partial(self._prune, args=args)))
+        forgotten = await self._call(
+            "prune remembered ids",
+            lambda: self._redis.zremrangebyrank(self._k("remembered"), 0, -(remember + 1)),
+        )
+        return dropped + int(forgotten)
+
+
+def _ends(entry: Entry) -> bool:
+    return is_terminal(entry)
