@@ -1,0 +1,132 @@
+"""What the Redis store adds: several processes (here, several store objects) on one Redis."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gearjobs.jobs import RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.store import (
+    ENDED,
+    Body,
+    Chunk,
+    Entry,
+    Failed,
+    JobKey,
+    JobRecord,
+    JobState,
+    RedisStore,
+    StoreUnavailable,
+    Succeeded,
+    store_from_url,
+)
+
+from ..redis_server import RedisServer
+from ..servers import free_port
+
+
+@pytest.fixture
+async def nodes(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    prefix = f"n{uuid.uuid4().hex[:12]}"
+    a = RedisStore(redis_server.url, prefix=prefix, lease=0.6, block=0.2)
+    b = RedisStore(redis_server.url, prefix=prefix, lease=0.6, block=0.2)
+    await a.open()
+    await b.open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+def job(node: str) -> JobRecord:
+    return JobRecord(JobKey("u", RequestIdentifier.new()), "count", "fp", node=node, created_at=1)
+
+
+async def test_one_node_wins_a_claim_and_the_other_follows_its_journal_live(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = nodes
+    rec = job("a")
+    rival = JobRecord(rec.key, "count", "fp", node="b")
+    claims = await asyncio.gather(a.claim(rec), b.claim(rival))
+    assert [c.claimed for c in claims] == [True, False]
+    follower = asyncio.create_task(_collect(b, rec.key))
+    head: list[Entry] = [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), Chunk(b"1\n")]
+    await a.append(rec.key, head)
+    rec.state = JobState.SUCCEEDED
+    rec.finished_at = 2.0
+    await a.finish(rec, [Chunk(b"2\n"), ENDED])
+    assert await asyncio.wait_for(follower, 10) == [*head, Chunk(b"2\n"), ENDED]
+
+
+async def _collect(store: RedisStore, key: JobKey) -> list[Entry]:
+    return [e async for e in store.follow(key)]
+
+
+async def test_a_node_that_stops_renewing_loses_its_jobs_to_the_reaper(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = nodes
+    rec = job("a")
+    assert (await a.claim(rec)).claimed
+    await a.append(rec.key, [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), Chunk(b"partial")])
+    follower = asyncio.create_task(_collect(b, rec.key))
+    # Node a dies: its lease upkeep stops and nothing finishes its job.
+    await a.close()
+    entries = await asyncio.wait_for(follower, 10)
+    last = entries[-1]
+    assert isinstance(last, Failed)
+    assert (last.failure, last.data) == (ResponseFailure.UNAVAILABLE, {"state": "lost"})
+    record = await b.get(rec.key)
+    assert record is not None and record.state is JobState.LOST
+    retry = JobRecord(rec.key, "count", "fp", node="b")
+    assert (await b.claim(retry)).claimed
+    assert retry.run == 2
+
+
+async def test_a_live_nodes_leases_are_renewed(nodes: tuple[RedisStore, RedisStore]) -> None:
+    a, b = nodes
+    rec = job("a")
+    await a.claim(rec)
+    for _ in range(3):
+        await a.renew()
+        assert await b.reap() == 0
+    record = await b.get(rec.key)
+    assert record is not None and record.state is JobState.QUEUED
+
+
+async def test_a_stale_node_cannot_write_over_a_later_run(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = nodes
+    rec = job("a")
+    await a.claim(rec)
+    await b.recover("a", 5.0)  # node a is declared restarted: its job is lost
+    newer = JobRecord(rec.key, "count", "fp", node="b")
+    await b.claim(newer)
+    rec.state = JobState.SUCCEEDED
+    rec.finished_at = 6.0
+    await a.finish(rec, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, "stale")])
+    record = await b.get(rec.key)
+    assert record is not None and record.run == 2 and record.node == "b"
+    assert await b.read(rec.key) == []
+
+
+async def test_an_unreachable_redis_is_store_unavailable() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        await store.claim(job("a"))
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    await store.close()
+
+
+def test_redis_urls_carry_the_lease_and_prefix() -> None:
+    store = store_from_url("redis://127.0.0.1:6379/2?lease=2.5&prefix=app", retention=60)
+    assert isinstance(store, RedisStore)
+    assert (store.url, store.lease, store.prefix, store.retention) == (
+        "redis://127.0.0.1:6379/2",
+        2.5,
+        "app",
+        60,
+    )
