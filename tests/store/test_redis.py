@@ -46,16 +46,18 @@ async def test_one_node_wins_a_claim_and_the_other_follows_its_journal_live(
     nodes: tuple[RedisStore, RedisStore],
 ) -> None:
     a, b = nodes
-    rec = job("a")
-    rival = JobRecord(rec.key, "count", "fp", node="b")
-    claims = await asyncio.gather(a.claim(rec), b.claim(rival))
-    assert [c.claimed for c in claims] == [True, False]
-    follower = asyncio.create_task(_collect(b, rec.key))
+    mine = job("a")
+    rival = JobRecord(mine.key, "count", "fp", node="b")
+    claims = await asyncio.gather(a.claim(mine), b.claim(rival))
+    assert sorted(c.claimed for c in claims) == [False, True]
+    # Whichever node won runs the job; the other follows it.
+    runner, rec, other = (a, mine, b) if claims[0].claimed else (b, rival, a)
+    follower = asyncio.create_task(_collect(other, rec.key))
     head: list[Entry] = [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), Chunk(b"1\n")]
-    await a.append(rec.key, head)
+    await runner.append(rec.key, head)
     rec.state = JobState.SUCCEEDED
     rec.finished_at = 2.0
-    await a.finish(rec, [Chunk(b"2\n"), ENDED])
+    await runner.finish(rec, [Chunk(b"2\n"), ENDED])
     assert await asyncio.wait_for(follower, 10) == [*head, Chunk(b"2\n"), ENDED]
 
 
