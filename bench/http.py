@@ -20,79 +20,13 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse
-import re
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
-import time
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            httpx.post(url, json={}, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} never answered")
-
-
-def start_gearjobs(port: int, store: str, workdir: Path) -> subprocess.Popen[bytes]:
-    url = {"sqlite": f"sqlite:///{workdir}/bench.db", "memory": "memory://"}[store]
-    command = [
-        sys.executable, "-m", "gearjobs.cli", "serve", "--examples", "--port", str(port),
-        "--store", url, "--log-level", "warning", "--queue-fast", "100000",
-    ]  # fmt: skip
-    return subprocess.Popen(command, cwd=workdir)
-
-
-def start_bare(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-        "--host", "127.0.0.1", "--log-level", "warning",
-    ]  # fmt: skip
-    return subprocess.Popen(command, cwd=ROOT)
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def run_wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
-    """(requests per second, p50 ms, p99 ms); fails on any non-2xx answer."""
-    command = [
-        "wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-        "-s", str(BENCH / "post_echo.lua"), url,
-    ]  # fmt: skip
-    out = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise SystemExit(f"wrk saw failed answers:\n{out}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    return rate, p50, p99
+from bench._harness import free_port, run_wrk, start_bare, start_gearjobs, wait_ready
 
 
 def main() -> None:
@@ -108,7 +42,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         ours_port, bare_port = free_port(), free_port()
-        servers = [start_gearjobs(ours_port, args.store, workdir), start_bare(bare_port, workdir)]
+        store_url = {"sqlite": f"sqlite:///{workdir}/bench.db", "memory": "memory://"}[args.store]
+        servers = [start_gearjobs(ours_port, store_url, workdir), start_bare(bare_port)]
         try:
             ours_url = f"http://127.0.0.1:{ours_port}/jobs/echo"
             bare_url = f"http://127.0.0.1:{bare_port}/jobs/echo"
