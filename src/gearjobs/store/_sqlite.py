@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,8 @@ from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, Res
 from gearjobs.store._base import ClaimResult, Store
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._records import Body, Entry, JobKey, JobRecord, JobState
+
+logger = logging.getLogger("gearjobs.store")
 
 __all__ = ("SQLiteStore",)
 
@@ -97,12 +100,13 @@ def _record(row: Sequence[Any]) -> JobRecord:
 class SQLiteStore(Store):
     """Records and journals in one SQLite file (WAL mode).
 
-    All database work runs on one thread of the store's own, so the event loop never waits on
-    the disk. Writes that arrive while one is under way are applied together in the next
-    IMMEDIATE transaction (one savepoint each, so one failing write fails alone): claims stay
-    serialised and atomic, and the number of commits does not grow with the request rate. A
-    finished job's record and journal are written by one write: a crash leaves either all of
-    the answer or none.
+    One process writes a file (as `gearjobs serve` does): it knows every id the file holds, so
+    a claim of a new id is decided in memory and written in the next batch. All database work
+    runs on one thread of the store's own, so the event loop never waits on the disk, in the
+    order it was asked for (so a read sees every write asked for before it). What waits while
+    a batch runs goes into the next one, in one IMMEDIATE transaction: the number of commits
+    does not grow with the request rate. A finished job's record and journal are written by
+    one write: a crash leaves either all of the answer or none.
     """
 
     def __init__(self, path: str | Path = "gearjobs.db") -> None:
@@ -110,6 +114,10 @@ class SQLiteStore(Store):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gearjobs-sqlite")
         self._db: sqlite3.Connection | None = None
         self._writes: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._known: set[tuple[str, str]] = set()
+        self._unwritten: dict[JobKey, JobRecord] = {}
+        """Claims not yet written: a job that finishes first writes its record only once."""
+        """(user, id) of every record in the file: a claim of any other id needs no read."""
         self._writer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -119,8 +127,8 @@ class SQLiteStore(Store):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
 
-    async def _write(self, func: Callable[..., T], *args: Any) -> T:
-        """Run a write in the next batch: the writes that wait together share one transaction."""
+    async def _submit(self, func: Callable[..., T], *args: Any) -> T:
+        """Run `func` on the store's thread in the next batch, after everything asked before."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._writes.append((functools.partial(func, *args), future))
         if self._writer is None or self._writer.done():
@@ -187,6 +195,7 @@ class SQLiteStore(Store):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            self._known = set(db.execute("SELECT user, id FROM jobs"))
         except sqlite3.Error as exc:
             raise GearjobsError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
         self._db = db
@@ -204,7 +213,32 @@ class SQLiteStore(Store):
     # Claims and records
 
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
-        return await self._write(self._claim, record, replace_run)
+        known = (record.key.user, str(record.key.id))
+        if known not in self._known:
+            # A new id: nothing in the file can hold it (this process is its only writer), so
+            # the claim is won here and written in the next batch, without waiting for it. A
+            # crash before that write forgets a job that never finished: a retry runs it, as
+            # it would run a lost one.
+            self._known.add(known)
+            claimed = record.copy()
+            self._unwritten[record.key] = claimed
+            self._write_behind(self._insert_claim, claimed)
+            return ClaimResult(True)
+        return await self._submit(self._claim, record, replace_run)
+
+    def _write_behind(self, func: Callable[..., Any], *args: Any) -> None:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_failed_write)
+        self._writes.append((functools.partial(func, *args), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches())
+
+    def _insert_claim(self, record: JobRecord) -> None:
+        # Still unwritten unless finish() took it over (then its own write comes later).
+        if self._unwritten.get(record.key) is record:
+            self.db.execute(
+                f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record)
+            )
 
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
@@ -232,7 +266,7 @@ class SQLiteStore(Store):
         return ClaimResult(True)
 
     async def get(self, key: JobKey) -> JobRecord | None:
-        return await self._run(self._get, key)
+        return await self._submit(self._get, key)
 
     def _get(self, key: JobKey) -> JobRecord | None:
         row = self.db.execute(
@@ -241,7 +275,7 @@ class SQLiteStore(Store):
         return None if row is None else _record(row)
 
     async def update(self, record: JobRecord) -> None:
-        await self._write(self._update, record.copy())
+        await self._submit(self._update, record.copy())
 
     def _update(self, record: JobRecord) -> None:
         self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
@@ -249,7 +283,7 @@ class SQLiteStore(Store):
     # Journals
 
     async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
-        await self._write(self._append, key, [encode_entry(e) for e in entries])
+        await self._submit(self._append, key, [encode_entry(e) for e in entries])
 
     def _append(
         self, key: JobKey, encoded: list[tuple[str, bytes]], *, fresh: bool = False
@@ -270,7 +304,8 @@ class SQLiteStore(Store):
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
         encoded = [encode_entry(e) for e in entries]
-        await self._write(self._finish, record.copy(), encoded, not self.live_journal)
+        self._unwritten.pop(record.key, None)
+        await self._submit(self._finish, record.copy(), encoded, not self.live_journal)
 
     def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]], whole: bool) -> None:
         # `whole`: the journal is written here in one piece, so it starts at position 0.
@@ -279,7 +314,7 @@ class SQLiteStore(Store):
             self._append(record.key, encoded, fresh=whole)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
-        rows = await self._run(self._read, key, offset, limit)
+        rows = await self._submit(self._read, key, offset, limit)
         return [decode_entry(kind, payload) for kind, payload in rows]
 
     def _read(self, key: JobKey, offset: int, limit: int) -> list[tuple[str, bytes]]:
@@ -318,11 +353,11 @@ class SQLiteStore(Store):
             f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
-        rows = await self._run(lambda: self.db.execute(sql, (*args, limit)).fetchall())
+        rows = await self._submit(lambda: self.db.execute(sql, (*args, limit)).fetchall())
         return [_record(row) for row in rows]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
-        return await self._write(self._recover, node, now)
+        return await self._submit(self._recover, node, now)
 
     def _recover(self, node: str, now: float) -> list[JobRecord]:
         db = self.db
@@ -345,39 +380,48 @@ class SQLiteStore(Store):
         # In small batches, each its own transaction, so requests interleave with pruning.
         changed = 0
         while True:
-            done = await self._write(self._prune_batch, now - retention)
+            done, gone = await self._submit(self._prune_batch, now - retention)
+            self._known.difference_update(gone)
             changed += done
             if done < PRUNE_BATCH:
                 break
         while True:
-            done = await self._write(self._forget_batch, remember)
+            done, gone = await self._submit(self._forget_batch, remember)
+            self._known.difference_update(gone)
             changed += done
             if done < PRUNE_BATCH:
                 break
         return changed
 
-    def _prune_batch(self, horizon: float) -> int:
+    def _prune_batch(self, horizon: float) -> tuple[int, list[tuple[str, str]]]:
         db = self.db
         rows = db.execute(
             "SELECT user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
             (horizon, PRUNE_BATCH),
         ).fetchall()
+        gone = []
         for user, ident, state in rows:
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
             if state == JobState.LOST.value:
                 db.execute("DELETE FROM jobs WHERE user = ? AND id = ?", (user, ident))
+                gone.append((user, ident))
             else:
                 db.execute("UPDATE jobs SET kept = 0 WHERE user = ? AND id = ?", (user, ident))
-        return len(rows)
+        return len(rows), gone
 
-    def _forget_batch(self, remember: int) -> int:
+    def _forget_batch(self, remember: int) -> tuple[int, list[tuple[str, str]]]:
         db = self.db
         rows = db.execute(
             "SELECT user, id FROM jobs WHERE kept = 0 ORDER BY finished_at DESC LIMIT ? OFFSET ?",
             (PRUNE_BATCH, remember),
         ).fetchall()
         db.executemany("DELETE FROM jobs WHERE user = ? AND id = ?", rows)
-        return len(rows)
+        return len(rows), [(user, ident) for user, ident in rows]
 
 
 _MARKS = ", ".join("?" * len(COLUMNS.split(",")))
+
+
+def _log_failed_write(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("a write to the SQLite store failed", exc_info=future.exception())
