@@ -48,6 +48,11 @@ def test_jobs() -> JobSet:
         writer.write({"n": 1} if params.boolean("events") else "one\n")
         raise SimpleError(ResponseFailure.NOT_FOUND, "the source went away")
 
+    @jobs.job("pending", fast=True)
+    async def pending(params: Params, response: Response) -> None:
+        response.write_pending_success(params.string("name"), params["value"])
+        response.success_with_data(ResponseSuccess.OK, "sent")
+
     return jobs
 
 

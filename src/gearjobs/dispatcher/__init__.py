@@ -12,7 +12,7 @@ from gearjobs.dispatcher._handle import JobHandle
 from gearjobs.dispatcher._journal import Journal
 from gearjobs.dispatcher._pump import ResponsePump
 from gearjobs.dispatcher._queue import JobQueue
-from gearjobs.dispatcher._recording import RecordingResponse
+from gearjobs.dispatcher._recording import InvalidPendingValue, RecordingResponse, check_pending
 
 __all__ = (
     "ERR_MISMATCH",
@@ -21,9 +21,11 @@ __all__ = (
     "ERR_STILL_RUNNING",
     "LOST_MESSAGE",
     "Dispatcher",
+    "InvalidPendingValue",
     "JobHandle",
     "JobQueue",
     "Journal",
     "RecordingResponse",
     "ResponsePump",
+    "check_pending",
 )

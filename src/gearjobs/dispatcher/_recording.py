@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from gearjobs.jobs import (
     JobError,
+    ResponseFailure,
     ResponseSuccess,
     ResponseWriter,
+    SimpleError,
     as_job_error,
 )
 from gearjobs.store import ENDED, Body, Chunk, Entry, Event, Failed, Succeeded
 
-__all__ = ("RecordingResponse",)
+__all__ = ("InvalidPendingValue", "RecordingResponse", "check_pending")
 
 logger = logging.getLogger("gearjobs.dispatcher")
 
@@ -119,6 +123,7 @@ class RecordingResponse:
         if self._state != _NEW:
             self._misuse(f"pending value {name!r} written after the response")
             return
+        check_pending(name, value)
         self._pending[name] = value
 
     # Called by the dispatcher when the job's execute returns or raises
@@ -138,6 +143,34 @@ class RecordingResponse:
             return
         self._state = _DONE
         self._append(_failed(as_job_error(error)))
+
+
+class InvalidPendingValue(SimpleError):
+    """A pending value that no transport could send safely (it would break or inject headers)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ResponseFailure.ERROR, reason)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")
+
+
+def check_pending(name: str, value: Any) -> None:
+    """Refuse names and values that are not safe as an HTTP header `X-{name}: {value}`.
+
+    Names are letters, digits and dashes (at most 64); values (strings as they are, anything
+    else as JSON) are printable ASCII without CR or LF, at most 4096 characters.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidPendingValue(
+            f"pending value name {name!r} must be letters, digits and dashes (at most 64)"
+        )
+    text = value if isinstance(value, str) else json.dumps(value)
+    if not _VALUE.fullmatch(text):
+        raise InvalidPendingValue(
+            f"pending value {name!r} must be printable ASCII without CR or LF (at most 4096)"
+        )
 
 
 def _failed(error: JobError) -> Failed:

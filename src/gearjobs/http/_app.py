@@ -8,6 +8,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -42,6 +44,7 @@ __all__ = ("create_app",)
 logger = logging.getLogger("gearjobs.http")
 
 MAX_LIST = 500
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
 
@@ -171,11 +174,17 @@ class _Api:
         if not body.strip():
             return {}
         try:
-            value = json.loads(bytes(body), parse_constant=_no_constants)
+            value = json.loads(bytes(body), parse_constant=_no_constants, parse_float=_finite)
         except (ValueError, RecursionError) as exc:
             raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
         if not isinstance(value, dict):
             raise _refuse(400, "the body must be a JSON object of the job's parameters")
+        if _SURROGATE_ESCAPE.search(body):
+            # "\ud800" parses to a lone surrogate, which no answer could encode as UTF-8.
+            try:
+                json.dumps(value, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                raise _refuse(400, "the body holds a lone UTF-16 surrogate escape") from None
         return value
 
     def _too_large(self) -> Refused:
@@ -331,6 +340,13 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
 def _short(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
@@ -421,8 +437,11 @@ def create_app(
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(ResponseFailure.ERROR, "internal server error")
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    # An API answers what it was asked: `/jobs/` is a 404, not a redirect to `/jobs`.
+    app.router.redirect_slashes = False
+    return app
