@@ -19,7 +19,7 @@ HEADERS = [
 ]
 
 header_bytes = st.binary(max_size=300).map(
-    lambda b: bytes(c for c in b if c >= 0x20 and c != 0x7F or c == 0x09)
+    lambda b: bytes(c for c in b if (c >= 0x20 and c != 0x7F) or c == 0x09)
 )
 relaxed = settings(
     max_examples=100,
