@@ -6,6 +6,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import signal
 import socket
 import sys
 from datetime import datetime
@@ -159,8 +160,24 @@ def serve(
     app = create_app(
         dispatcher, registry, tokens=token_table, body_limit=body_limit, close_timeout=close_timeout
     )
+    if token_table is not None:
+        _reload_tokens_on_sighup(token_table)
     click.echo(f"gearjobs serving on http://{host}:{port} (store {store_url}, node {node_name})")
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=5)
+
+
+def _reload_tokens_on_sighup(tokens: Any) -> None:
+    """`kill -HUP` re-reads the token file; a broken file keeps the tokens in use."""
+    log = logging.getLogger("gearjobs.cli")
+
+    def reload(signum: int, frame: object) -> None:
+        try:
+            tokens.reload()
+            log.warning("token file %s read again: %d tokens", tokens.path, len(tokens))
+        except GearjobsError as exc:
+            log.error("token file not reloaded, the old tokens stay in use: %s", exc)
+
+    signal.signal(signal.SIGHUP, reload)
 
 
 def _client(server: str, token: str | None, tries: int) -> Client:

@@ -56,6 +56,13 @@ class Tokens:
             users[token] = user
         return cls(users, path=path)
 
+    def reload(self) -> None:
+        """Read the token file again; on any error keep the tokens in use and raise."""
+        if self.path is None:
+            raise TokenFileError("these tokens were not read from a file")
+        fresh = Tokens.load(self.path)
+        self._users = fresh._users
+
     def __len__(self) -> int:
         return len(self._users)
 

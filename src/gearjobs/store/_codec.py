@@ -50,8 +50,7 @@ def decode_entry(kind: str, payload: bytes) -> Entry:
     if kind == CHUNK:
         return Chunk(bytes(payload))
     if kind == EVENT:
-        line = bytes(payload)
-        return Event(json.loads(line), line)
+        return Event(line=bytes(payload))
     if kind == SUCCEEDED:
         value = json.loads(payload)
         return Succeeded(ResponseSuccess(value["k"]), Body(value["b"]), value["p"], value.get("d"))
