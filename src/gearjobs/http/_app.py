@@ -23,6 +23,7 @@ from gearjobs.dispatcher import Dispatcher
 from gearjobs.http._answer import answer, error_response, sse_answer
 from gearjobs.http._auth import Tokens
 from gearjobs.http._negotiate import Mode, NotAcceptable, negotiate
+from gearjobs.http._openapi import openapi_document
 from gearjobs.http._routes import JobRoute
 from gearjobs.http._status import recorded_status
 from gearjobs.jobs import (
@@ -398,20 +399,32 @@ def create_app(
 
         return endpoint
 
+    job_routes: list[JobRoute] = []
+    for extension in registry.extensions:
+        offer = getattr(extension, "http_routes", None)
+        if callable(offer):
+            job_routes.extend(offer())
+    from gearjobs import __version__
+
+    document = openapi_document(
+        registry, job_routes, secured=tokens is not None, version=__version__
+    )
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     routes = [
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", guarded(api.healthz), methods=["GET"]),
         Route("/jobs", guarded(api.list_jobs), methods=["GET"]),
         Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
         Route("/jobs/{id}", guarded(api.get_job), methods=["GET"]),
         Route("/jobs/{id}/output", guarded(api.get_output), methods=["GET"]),
     ]
-    for extension in registry.extensions:
-        offer = getattr(extension, "http_routes", None)
-        if callable(offer):
-            for route in offer():
-                routes.append(
-                    Route(route.path, guarded(api.extension_route(route)), methods=[route.method])
-                )
+    for route in job_routes:
+        routes.append(
+            Route(route.path, guarded(api.extension_route(route)), methods=[route.method])
+        )
     routes.extend(extra_routes or [])
 
     @contextlib.asynccontextmanager
