@@ -7,11 +7,11 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from bench.overload import offer
 
 from gearjobs.jobs import RequestIdentifier
 
@@ -126,7 +126,7 @@ def test_twice_the_load_it_can_run_gets_429_at_once_and_everything_accepted_comp
     ) as s:
         assert s.process is not None
         # 2 workers x 0.1 s jobs = 20 jobs/s can run; 40/s are offered.
-        result = asyncio.run(_offer(s.url, seconds=5, per_second=40, job_seconds=0.1))
+        result = asyncio.run(offer(s.url, seconds=5, per_second=40, job_seconds=0.1))
         print(f"overload smoke: {result.rejected} rejected, {len(result.accepted_ids)} accepted")
         assert result.accepted_ids and result.rejected > 0
         assert result.rejected_without_retry_after == 0
@@ -144,56 +144,3 @@ def test_twice_the_load_it_can_run_gets_429_at_once_and_everything_accepted_comp
         rss_mib = rss_kib(s.process.pid) / 1024
         print(f"overload smoke: server RSS {rss_mib:.0f} MiB")
         assert rss_mib < 200, "bounded: the queues hold at most 4 + 1024 jobs"
-
-
-@dataclass
-class Offered:
-    accepted_ids: list[str] = field(default_factory=list)
-    rejected: int = 0
-    rejected_without_retry_after: int = 0
-    other: int = 0
-    health_checks: int = 0
-    health_failures: int = 0
-
-
-async def _offer(url: str, *, seconds: float, per_second: int, job_seconds: float) -> Offered:
-    """Offer `per_second` sleep jobs a second for `seconds`; check /healthz all along."""
-    counts = Offered()
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-
-        async def one() -> None:
-            ident = str(RequestIdentifier.new())
-            r = await client.post(
-                "/jobs/sleep",
-                json={"seconds": job_seconds, "lines": 1},
-                headers={"X-Request-Id": ident},
-            )
-            if r.status_code == 204:
-                counts.accepted_ids.append(ident)
-            elif r.status_code == 429:
-                counts.rejected += 1
-                if r.headers.get("Retry-After") is None:
-                    counts.rejected_without_retry_after += 1
-            else:
-                counts.other += 1
-
-        async def health() -> None:
-            while True:
-                counts.health_checks += 1
-                if (await client.get("/healthz")).status_code != 200:
-                    counts.health_failures += 1
-                await asyncio.sleep(0.1)  # a check every tenth of a second, by design
-
-        watcher = asyncio.create_task(health())
-        tasks = []
-        start = time.monotonic()
-        sent = 0
-        while time.monotonic() - start < seconds:
-            due = int((time.monotonic() - start) * per_second)
-            while sent < due:
-                tasks.append(asyncio.create_task(one()))
-                sent += 1
-            await asyncio.sleep(0.01)  # the pace of the offered load
-        await asyncio.gather(*tasks)
-        watcher.cancel()
-    return counts
