@@ -35,7 +35,9 @@ class ServerProcess:
         self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = (log_dir or cwd or Path.cwd()) / f"server-{self.port}.log"
+        folder = log_dir or cwd or Path.cwd()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = folder / f"server-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         command = [

@@ -97,6 +97,19 @@ def _load_extensions(spec: str) -> list[JobExtension]:
 @click.option("--close-timeout", default=30.0, show_default=True, envvar=_env("CLOSE_TIMEOUT"))
 @click.option("--body-limit", default=100 * 1024, show_default=True, envvar=_env("BODY_LIMIT"))
 @click.option("--log-level", default="info", show_default=True, envvar=_env("LOG_LEVEL"))
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar=_env("LOG_FORMAT"),
+)
+@click.option(
+    "--log-params/--no-log-params",
+    default=False,
+    envvar=_env("LOG_PARAMS"),
+    help="put each job's parameters in its log lines (off: they may hold secrets)",
+)
 def serve(
     host: str,
     port: int,
@@ -113,11 +126,13 @@ def serve(
     close_timeout: float,
     body_limit: int,
     log_level: str,
+    log_format: str,
+    log_params: bool,
 ) -> None:
     """Run the HTTP API under uvicorn."""
     import uvicorn
 
-    from gearjobs.dispatcher import Dispatcher
+    from gearjobs.dispatcher import Dispatcher, JobLog, JsonLogFormatter
     from gearjobs.examples import example_jobs
     from gearjobs.http import TokenFileError, Tokens, create_app
     from gearjobs.store import store_from_url
@@ -151,19 +166,31 @@ def serve(
             track_duplicate_ids=track_duplicate_ids,
             retention=retention,
             node=node_name,
+            observers=[JobLog(with_detail=log_params)],
         )
     except GearjobsError as exc:
         raise click.BadParameter(str(exc)) from None
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=log_level.upper(), handlers=[handler], force=True)
     app = create_app(
         dispatcher, registry, tokens=token_table, body_limit=body_limit, close_timeout=close_timeout
     )
     if token_table is not None:
         _reload_tokens_on_sighup(token_table)
     click.echo(f"gearjobs serving on http://{host}:{port} (store {store_url}, node {node_name})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        # With JSON logs, uvicorn's own lines go through the same JSON handler.
+        log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _reload_tokens_on_sighup(tokens: Any) -> None:

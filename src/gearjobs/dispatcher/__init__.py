@@ -10,6 +10,7 @@ from gearjobs.dispatcher._dispatcher import (
 )
 from gearjobs.dispatcher._handle import JobHandle
 from gearjobs.dispatcher._journal import Journal
+from gearjobs.dispatcher._observer import JobLog, JobObserver, JsonLogFormatter
 from gearjobs.dispatcher._pump import ResponsePump
 from gearjobs.dispatcher._queue import JobQueue
 from gearjobs.dispatcher._recording import InvalidPendingValue, RecordingResponse, check_pending
@@ -23,8 +24,11 @@ __all__ = (
     "Dispatcher",
     "InvalidPendingValue",
     "JobHandle",
+    "JobLog",
+    "JobObserver",
     "JobQueue",
     "Journal",
+    "JsonLogFormatter",
     "RecordingResponse",
     "ResponsePump",
     "check_pending",

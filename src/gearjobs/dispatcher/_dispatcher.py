@@ -9,11 +9,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from gearjobs.dispatcher._handle import JobHandle
 from gearjobs.dispatcher._journal import Journal
+from gearjobs.dispatcher._observer import JobObserver
 from gearjobs.dispatcher._pump import ResponsePump
 from gearjobs.dispatcher._queue import JobQueue
 from gearjobs.dispatcher._recording import RecordingResponse
@@ -76,6 +77,7 @@ class _Run:
 
     __slots__ = (
         "context",
+        "detail",
         "executing",
         "flushed",
         "flushing",
@@ -95,6 +97,7 @@ class _Run:
         self.context = context
         self.journal = Journal()
         self.executing = False
+        self.detail: Mapping[str, Any] | None = None
         self.settled: asyncio.Event | None = None
         self.flushed = 0
         """How many journal entries a live-journal store already holds."""
@@ -129,6 +132,7 @@ class Dispatcher:
         prune_interval: float | None = None,
         node: str | None = None,
         clock: Callable[[], float] = time.time,
+        observers: Sequence[JobObserver] = (),
     ) -> None:
         if retention <= 0:
             raise GearjobsError(f"retention must be positive, not {retention}")
@@ -140,6 +144,7 @@ class Dispatcher:
         self.prune_interval = prune_interval or min(60.0, retention / 4)
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self._clock = clock
+        self.observers = list(observers)
         self.fast: JobQueue[_Run] = JobQueue("fast", capacity=queue_fast, concurrent=concurrent)
         self.slow: JobQueue[_Run] = JobQueue("slow", capacity=queue_slow, concurrent=concurrent)
         self._active: dict[JobKey, _Run] = {}
@@ -216,13 +221,15 @@ class Dispatcher:
         context: JobContext | None = None,
         fingerprint: str | None = None,
         name: str | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> JobHandle:
         """Run `job` under `id`, or join the job that already holds the id.
 
         `context` names the user (ids are scoped by user; default `anonymous`). `fingerprint`
         identifies the request (default: `fingerprint_of(job)`); the same id with another
         fingerprint fails with REQUEST_MISMATCH. When `response` is given, the answer is
-        written to it as it is recorded. Raises a JobError when the request is refused.
+        written to it as it is recorded. `detail` (for example the job's parameters) is handed
+        to the observers, never stored. Raises a JobError when the request is refused.
         """
         if self._closing:
             raise ERR_SHUTTING_DOWN
@@ -250,7 +257,7 @@ class Dispatcher:
             node=self.node,
             created_at=self._clock(),
         )
-        return await self._claim(record, job, context, response)
+        return await self._claim(record, job, context, response, detail=detail)
 
     async def _claim(
         self,
@@ -260,6 +267,7 @@ class Dispatcher:
         response: Response | None,
         *,
         replace_run: int | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> JobHandle:
         key = record.key
         queue = self.fast if is_fast(job) else self.slow
@@ -273,7 +281,7 @@ class Dispatcher:
         try:
             result = await self.store.claim(record, replace_run=replace_run)
             if result.claimed:
-                return self._start(record, job, queue, context, response)
+                return self._start(record, job, queue, context, response, detail)
         except BaseException:
             queue.release()
             raise
@@ -295,8 +303,10 @@ class Dispatcher:
         queue: JobQueue[_Run],
         context: JobContext,
         response: Response | None,
+        detail: Mapping[str, Any] | None = None,
     ) -> JobHandle:
         run = _Run(record, job, queue, context)
+        run.detail = detail
         self._active[record.key] = run
         if response is not None:
             run.journal.listen(ResponsePump(response))
@@ -396,6 +406,8 @@ class Dispatcher:
             append = self._live_appender(run)
         response = RecordingResponse(append, loop=loop, label=str(record.key))
         job = run.job
+        for observer in self.observers:
+            observer.job_started(record, run.detail)
         token = running_context.set(run.context)
         run.executing = True
         lost = False
@@ -485,6 +497,11 @@ class Dispatcher:
             if self._active.get(run.record.key) is run:
                 del self._active[run.record.key]
             run.settled_event().set()
+            for observer in self.observers:
+                try:
+                    observer.job_finished(run.record, run.detail)
+                except Exception:
+                    logger.exception("an observer failed on job %s", run.record.key)
 
     # Looking at jobs
 

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.http._answer import answer, error_response, sse_answer
 from gearjobs.http._auth import Tokens
+from gearjobs.http._metrics import CONTENT_TYPE_LATEST, Metrics
 from gearjobs.http._negotiate import Mode, NotAcceptable, negotiate
 from gearjobs.http._openapi import openapi_document
 from gearjobs.http._routes import JobRoute
@@ -94,7 +96,9 @@ class _Api:
         registry: ExtensionRegistry,
         tokens: Tokens | None,
         body_limit: int,
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.dispatcher = dispatcher
         self.registry = registry
         self.tokens = tokens
@@ -205,10 +209,14 @@ class _Api:
         make_request: Callable[[Mapping[str, Any], JobContext], Any],
         route: str,
     ) -> Response:
-        user = self.user(request)
-        mode = self.mode(request)
-        offset = _resume_offset(request) if mode is Mode.SSE else 0
-        ident = self.request_id(request)
+        try:
+            user = self.user(request)
+            mode = self.mode(request)
+            offset = _resume_offset(request) if mode is Mode.SSE else 0
+            ident = self.request_id(request)
+        except Refused as refused:
+            self._count_refusal(refused)
+            raise
         headers = {"X-Request-Id": str(ident)}
         try:
             params = await self.params(request)
@@ -218,21 +226,33 @@ class _Api:
             except NoJobForRequest:
                 raise _refuse(404, f"no job named {name!r}") from None
             fingerprint = _fingerprint(route, params)
+            started = time.perf_counter()
             handle = await self.dispatcher.dispatch(
-                ident, job, context=context, fingerprint=fingerprint, name=name
+                ident, job, context=context, fingerprint=fingerprint, name=name, detail=params
             )
+            self.metrics.dispatch_latency.observe(time.perf_counter() - started)
+            self.metrics.counted(handle, name)
         except Refused as refused:
+            self._count_refusal(refused)
             refused.response.headers.update(headers)
             raise
         except JobError as exc:
             if exc is ERR_RAN_TO_COMPLETION:
+                self.metrics.rejected.labels("ran-to-completion").inc()
                 return _ran_to_completion(headers)
+            self.metrics.rejected.labels(exc.response_failure().value).inc()
             return error_response(
                 exc.response_failure(), exc.message, exc.response_data(), headers=headers
             )
         if mode is Mode.SSE:
             return sse_answer(handle, offset, headers)
         return await answer(handle, mode, headers)
+
+    def _count_refusal(self, refused: Refused) -> None:
+        reason = {401: "unauthorized", 404: "unknown-job", 406: "not-acceptable", 413: "too-large"}
+        self.metrics.rejected.labels(
+            reason.get(refused.response.status_code, "invalid-request")
+        ).inc()
 
     async def post_job(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -384,7 +404,9 @@ def create_app(
     Its lifespan starts the dispatcher and, on shutdown, closes it (running jobs get
     `close_timeout` seconds) and then its store.
     """
-    api = _Api(dispatcher, registry, tokens, body_limit)
+    metrics = Metrics(dispatcher)
+    dispatcher.observers.append(metrics)
+    api = _Api(dispatcher, registry, tokens, body_limit, metrics)
 
     def guarded(
         handler: Callable[[Request], Awaitable[Response]],
@@ -413,8 +435,12 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", guarded(api.healthz), methods=["GET"]),
         Route("/jobs", guarded(api.list_jobs), methods=["GET"]),
         Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
