@@ -12,13 +12,15 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.http._answer import answer, error_response, sse_answer
@@ -47,6 +49,7 @@ __all__ = ("create_app",)
 logger = logging.getLogger("gearjobs.http")
 
 MAX_LIST = 500
+STATIC = Path(__file__).resolve().parent / "static"
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
@@ -334,6 +337,19 @@ class _Api:
             body["cursor"] = _make_cursor(last.created_at, str(last.key.id))
         return JSONResponse(body)
 
+    async def stats(self, request: Request) -> Response:
+        self.user(request)
+        queues = {
+            queue.name: {
+                "running": queue.running,
+                "waiting": queue.waiting,
+                "capacity": queue.capacity,
+                "concurrent": queue.concurrent,
+            }
+            for queue in (self.dispatcher.fast, self.dispatcher.slow)
+        }
+        return JSONResponse({"node": self.dispatcher.node, "queues": queues})
+
     async def healthz(self, request: Request) -> Response:
         if self.dispatcher.closing:
             return error_response(ResponseFailure.UNAVAILABLE, "the server is shutting down")
@@ -438,7 +454,13 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
+    async def dashboard(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    routes: list[BaseRoute] = [
+        Route("/", dashboard, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Route("/stats", guarded(api.stats), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", guarded(api.healthz), methods=["GET"]),
