@@ -64,7 +64,7 @@ class SquareExtension:
 
 
 def _number(text: str) -> Any:
-    return int(text) if text.isdigit() and len(text) < 10 else text
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else text
 
 
 extensions = [jobs, SquareExtension()]

@@ -49,6 +49,7 @@ __all__ = ("create_app",)
 logger = logging.getLogger("gearjobs.http")
 
 MAX_LIST = 500
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digits int() refuses
 STATIC = Path(__file__).resolve().parent / "static"
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
@@ -170,7 +171,7 @@ class _Api:
     async def params(self, request: Request) -> dict[str, Any]:
         length = request.headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not _DIGITS.fullmatch(length):
                 raise _refuse(400, "Content-Length must be a whole number")
             if int(length) > self.body_limit:
                 raise self._too_large()
@@ -324,7 +325,7 @@ class _Api:
         limit = 50
         if query.get("limit"):
             text = query["limit"]
-            if not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIST:
+            if not _DIGITS.fullmatch(text) or not 1 <= int(text[:6]) <= MAX_LIST:
                 raise _refuse(400, f"limit must be a whole number from 1 to {MAX_LIST}")
             limit = int(text)
         before = _parse_cursor(query["cursor"]) if query.get("cursor") else None
@@ -362,7 +363,7 @@ def _resume_offset(request: Request) -> int:
     last = request.headers.get("last-event-id", "").strip()
     if not last:
         return 0
-    if not last.isdigit() or len(last) > 18:
+    if not _DIGITS.fullmatch(last) or len(last) > 18:
         raise _refuse(400, "Last-Event-ID must be the id of an event (a number)")
     return int(last) + 1
 
