@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -218,9 +218,28 @@ token_option = click.option("--token", envvar=_env("TOKEN"), help="bearer token"
 tries_option = click.option("--tries", default=5, show_default=True, help="tries before giving up")
 
 
-def _unreachable(exc: ServerUnreachable) -> None:
+def _unreachable(exc: ServerUnreachable) -> NoReturn:
     click.echo(f"gearjobs: {exc}", err=True)
     sys.exit(3)
+
+
+def _get_json(
+    server: str, token: str | None, tries: int, path: str, query: dict[str, str] | None = None
+) -> Any:
+    """GET a JSON answer; exit 1 with the server's message on an error, 3 when unreachable."""
+    with _client(server, token, tries) as client:
+        try:
+            answer = client.get(path, query)
+        except ServerUnreachable as exc:
+            _unreachable(exc)
+    if answer.status_code != 200:
+        try:
+            message = answer.json().get("message", answer.text)
+        except ValueError:
+            message = answer.text
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+    return answer.json()
 
 
 @main.command()
@@ -308,16 +327,8 @@ def attach(ident: str, server: str, token: str | None, tries: int) -> None:
 @tries_option
 def status(ident: str, server: str, token: str | None, tries: int) -> None:
     """Show the record of job ID."""
-    with _client(server, token, tries) as client:
-        try:
-            answer = client.get(f"/jobs/{ident}")
-        except ServerUnreachable as exc:
-            _unreachable(exc)
-            return
-    if answer.status_code != 200:
-        click.echo(f"error: {answer.json().get('message', answer.text)}", err=True)
-        sys.exit(1)
-    click.echo(json.dumps(answer.json(), indent=2))
+    record = _get_json(server, token, tries, f"/jobs/{ident}")
+    click.echo(json.dumps(record, indent=2))
 
 
 @main.command(name="ls")
@@ -343,16 +354,7 @@ def list_jobs(
         query["state"] = state
     if name:
         query["name"] = name
-    with _client(server, token, tries) as client:
-        try:
-            answer = client.get("/jobs", query)
-        except ServerUnreachable as exc:
-            _unreachable(exc)
-            return
-    if answer.status_code != 200:
-        click.echo(f"error: {answer.json().get('message', answer.text)}", err=True)
-        sys.exit(1)
-    jobs = answer.json()["jobs"]
+    jobs = _get_json(server, token, tries, "/jobs", query)["jobs"]
     if as_json:
         click.echo(json.dumps(jobs, indent=2))
         return
