@@ -1,6 +1,4 @@
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from gearjobs.jobs import (
     ResponseSuccess,
     SimpleError,
 )
-from gearjobs.store import MemoryStore, RedisStore, SQLiteStore, Store
+from gearjobs.store import Store
 
 
 def test_jobs() -> JobSet:
@@ -58,21 +56,6 @@ def test_jobs() -> JobSet:
 
 def make_registry() -> ExtensionRegistry:
     return ExtensionRegistry([example_jobs(node="test-node"), test_jobs()])
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store
-    if request.param == "memory":
-        made = MemoryStore()
-    elif request.param == "sqlite":
-        made = SQLiteStore(tmp_path / "h.db")
-    else:
-        url = request.getfixturevalue("redis_server").url
-        made = RedisStore(url, prefix=f"h{uuid.uuid4().hex[:12]}")
-    await made.open()
-    yield made
-    await made.close()
 
 
 @pytest.fixture

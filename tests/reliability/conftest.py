@@ -1,3 +1,3 @@
-from tests.http.conftest import authed, client, dispatcher, store
+from tests.http.conftest import authed, client, dispatcher
 
-__all__ = ["authed", "client", "dispatcher", "store"]
+__all__ = ["authed", "client", "dispatcher"]
