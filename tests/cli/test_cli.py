@@ -190,3 +190,25 @@ def test_a_users_own_jobs_and_routes_load_with_app(tmp_path: Path) -> None:
         assert "'n'" in bad.json()["message"]
         code, _, _ = gearjobs(s, "run", "echo")
         assert code == 1, "no examples on this server: echo is unknown"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "xyz"],
+        ["attach", "xyz"],
+        ["ls", "--state", "bogus"],
+        ["ls", "--limit", "0"],
+    ],
+)
+def test_bad_ids_states_and_limits_are_usage_errors(server: ServerProcess, args: list[str]) -> None:
+    code, _, _ = gearjobs(server, *args)
+    assert code == 2
+
+
+def test_a_malformed_server_url_is_a_usage_error() -> None:
+    result = CliRunner().invoke(
+        main, ["run", "echo", "--server", "http://bad:url:x", "--tries", "1"]
+    )
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

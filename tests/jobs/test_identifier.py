@@ -57,7 +57,6 @@ def test_other_lengths_fail_with_the_reference_message(text: str) -> None:
         "AAAAAAAAAAAAAAAAAAAAA=",  # padding in the 22 form
         "AAAAAAAAAAAAAAAAAAAAAA=A",  # misplaced padding
         "AAAAAAAAAAAAAAAAAAAAAAAA",  # 24 without padding
-        "AAAAAAAAAAAAAAAAAAAAAB",  # non-zero trailing bits: not a canonical id
         "AAAAAAAAAAAAAAAAAAAAAé",
     ],
 )
@@ -72,9 +71,18 @@ def test_parse_either_succeeds_canonically_or_fails_cleanly(text: str) -> None:
         ident = RequestIdentifier.parse(text)
     except InvalidRequestIdentifier:
         return
-    assert text in (str(ident), ident.exact(), ident.hex(), ident.hex().upper()) or (
-        text.lower() == ident.hex()
-    )
+    if len(text) == 32:
+        assert text.lower() == ident.hex()
+    else:
+        # The first 21 characters and the top bits of the 22nd carry the 16 bytes.
+        assert str(ident)[:21] == text[:21]
+        assert RequestIdentifier.parse(str(ident)) == ident
+
+
+def test_the_unused_bits_of_the_22nd_character_are_ignored_as_in_the_reference() -> None:
+    assert RequestIdentifier.parse("AAAAAAAAAAAAAAAAAAAAAB") == RequestIdentifier(bytes(16))
+    assert RequestIdentifier.parse("AAAAAAAAAAAAAAAAAAAAAP==") == RequestIdentifier(bytes(16))
+    assert str(RequestIdentifier.parse("AAAAAAAAAAAAAAAAAAAAAB")) == "A" * 22
 
 
 def test_ids_are_hashable_values() -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import click
+import httpx
 
 from gearjobs.cli._output import TerminalResponse
 from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable
@@ -189,7 +190,8 @@ def serve(
         log_level=log_level.lower(),
         # With JSON logs, uvicorn's own lines go through the same JSON handler.
         log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-        timeout_graceful_shutdown=5,
+        # Open streams may run as long as the jobs they follow are given to finish.
+        timeout_graceful_shutdown=max(1, int(close_timeout) + 1),
     )
 
 
@@ -208,7 +210,21 @@ def _reload_tokens_on_sighup(tokens: Any) -> None:
 
 
 def _client(server: str, token: str | None, tries: int) -> Client:
-    return Client(server, token=token, tries=tries)
+    try:
+        httpx.URL(server)
+        if not server.startswith(("http://", "https://")):
+            raise ValueError("expected http:// or https://")
+        return Client(server, token=token, tries=tries)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise click.BadParameter(f"{server!r}: {exc}", param_hint="--server") from None
+
+
+def _job_id(ident: str) -> str:
+    """A request id given on the command line, checked here (a bad one is a usage error)."""
+    try:
+        return str(RequestIdentifier.parse(ident))
+    except GearjobsError as exc:
+        raise click.BadParameter(str(exc), param_hint="ID") from None
 
 
 server_option = click.option(
@@ -311,6 +327,7 @@ def _finish(client: Client, response: TerminalResponse, ident: str | None) -> No
 @tries_option
 def attach(ident: str, server: str, token: str | None, tries: int) -> None:
     """Show the answer of job ID from its start, then live."""
+    ident = _job_id(ident)
     response = TerminalResponse()
     with _client(server, token, tries) as client:
         try:
@@ -327,14 +344,15 @@ def attach(ident: str, server: str, token: str | None, tries: int) -> None:
 @tries_option
 def status(ident: str, server: str, token: str | None, tries: int) -> None:
     """Show the record of job ID."""
+    ident = _job_id(ident)
     record = _get_json(server, token, tries, f"/jobs/{ident}")
     click.echo(json.dumps(record, indent=2))
 
 
 @main.command(name="ls")
-@click.option("--state", help="queued, running, succeeded, failed or lost")
+@click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed", "lost"]))
 @click.option("--name", help="only jobs of this name")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @server_option
 @token_option

@@ -343,10 +343,10 @@ class Dispatcher:
         context: JobContext,
         response: Response | None,
     ) -> JobHandle:
+        if record.fingerprint and record.fingerprint != fingerprint:
+            raise ERR_MISMATCH  # even after retention: the id belongs to its first request
         if not record.kept:
             raise ERR_RAN_TO_COMPLETION
-        if record.fingerprint != fingerprint:
-            raise ERR_MISMATCH
         done = record.state.finished
         if _consult(job, None, done) is JoinAction.RERUN:
             if not done:
