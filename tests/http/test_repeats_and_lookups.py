@@ -254,3 +254,39 @@ async def test_a_repeated_post_resumes_its_events_after_last_event_id(
         "/jobs/count", json=body, headers={**headers, "Last-Event-ID": str(whole[2].id)}
     )
     assert parse_sse(resumed.text) == whole[3:]
+
+
+async def test_server_sent_events_carry_pending_values_as_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post(
+        "/jobs/count", json={"to": 2, "delay": 0}, headers={"Accept": "text/event-stream"}
+    )
+    assert r.headers["X-Count-Total"] == "2"
+
+
+async def test_refusals_of_a_job_request_carry_its_request_id(
+    authed: httpx.AsyncClient,
+) -> None:
+    ident = str(RequestIdentifier.new())
+    for path in ("/jobs/echo", f"/jobs/{ident}", f"/jobs/{ident}/output"):
+        method = "POST" if path == "/jobs/echo" else "GET"
+        no_token = await authed.request(method, path, headers={"X-Request-Id": ident})
+        assert no_token.status_code == 401
+        assert no_token.headers["X-Request-Id"] == ident
+    bad_accept = await authed.post(
+        "/jobs/echo", headers={**ALICE, "X-Request-Id": ident, "Accept": "image/png"}
+    )
+    assert (bad_accept.status_code, bad_accept.headers["X-Request-Id"]) == (406, ident)
+
+
+async def test_a_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
+    r = await client.delete("/jobs/echo")
+    assert r.status_code == 405
+    assert "POST" in r.headers["Allow"]
+
+
+async def test_metrics_need_the_token_when_there_are_tokens(authed: httpx.AsyncClient) -> None:
+    assert (await authed.get("/metrics")).status_code == 401
+    assert (await authed.get("/metrics", headers=ALICE)).status_code == 200
+    assert (await authed.get("/healthz")).status_code == 200, "health checks need no token"

@@ -81,6 +81,9 @@ def test_kill_9_keeps_finished_answers_and_loses_only_unfinished_jobs(tmp_path: 
             assert (again.status_code, again.content) == (status, content), name
         for ident in [streaming, *queued]:
             assert httpx.get(f"{second.url}/jobs/{ident}").json()["state"] == "lost"
+            output = httpx.get(f"{second.url}/jobs/{ident}/output")
+            assert (output.status_code, output.headers["Retry-After"]) == (503, "1")
+            assert output.json()["code"] == "unavailable"
         retry = httpx.post(
             f"{second.url}/jobs/sleep",
             json={"seconds": 1, "lines": 1},

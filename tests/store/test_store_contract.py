@@ -15,6 +15,7 @@ from gearjobs.store import (
     JobState,
     Store,
     Succeeded,
+    lost_entry,
 )
 
 
@@ -153,6 +154,8 @@ async def test_recover_marks_the_unfinished_jobs_of_a_node_lost(store: Store) ->
     assert [r.key for r in lost] == [mine.key]
     got = await store.get(mine.key)
     assert got is not None and got.state is JobState.LOST and got.finished_at == 99.0
+    assert got.failure is ResponseFailure.UNAVAILABLE
+    assert await store.read(mine.key) == [lost_entry()], "its readers get the lost answer"
     still = await store.get(other.key)
     assert still is not None and still.state is JobState.QUEUED
 

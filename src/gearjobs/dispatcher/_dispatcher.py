@@ -35,14 +35,15 @@ from gearjobs.jobs import (
     running_context,
 )
 from gearjobs.store import (
+    LOST_MESSAGE,
     Entry,
-    Failed,
     JobKey,
     JobRecord,
     JobState,
     MemoryStore,
     Store,
     Succeeded,
+    lost_entry,
 )
 
 __all__ = (
@@ -69,7 +70,6 @@ ERR_MISMATCH = SimpleError(
 ERR_STILL_RUNNING = SimpleError(
     ResponseFailure.ALREADY_EXISTS, "This job is still running; it can run again once it ends."
 )
-LOST_MESSAGE = "The server stopped before this job finished; retry the request to run it again."
 
 
 class _Run:
@@ -479,7 +479,7 @@ class Dispatcher:
         """Record a job that will not finish here as lost; its joiners see the stream end."""
         record = run.record
         if run.journal.terminal is None:
-            run.journal.append(Failed(ResponseFailure.UNAVAILABLE, LOST_MESSAGE, {"state": "lost"}))
+            run.journal.append(lost_entry())
         record.state = JobState.LOST
         record.failure = ResponseFailure.UNAVAILABLE
         record.finished_at = self._clock()

@@ -88,7 +88,7 @@ async def _stream_body(
 async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Response:
     """The HTTP answer for a job, from the start of its journal."""
     if mode is Mode.SSE:
-        return sse_answer(handle, 0, headers)
+        return await sse_answer(handle, 0, headers)
     batches = handle.follow_batches()
     try:
         batch = await anext(batches)
@@ -160,29 +160,47 @@ def _sse_event(position: int, entry: Entry) -> bytes:
     return f"id: {position}\nevent: {kind}\n{payload}\n".encode()
 
 
-async def _sse_body(handle: JobHandle, offset: int) -> AsyncIterator[bytes]:
-    batches = handle.follow_batches(offset)
+async def _sse_body(
+    batches: AsyncGenerator[list[Entry], None], offset: int, first: list[Entry]
+) -> AsyncIterator[bytes]:
     position = offset
     try:
-        async for batch in batches:
-            parts = []
-            for entry in batch:
-                parts.append(_sse_event(position, entry))
-                position += 1
-            yield b"".join(parts)
+        batch = first
+        while True:
+            if batch:
+                parts = []
+                for entry in batch:
+                    parts.append(_sse_event(position, entry))
+                    position += 1
+                yield b"".join(parts)
+            try:
+                batch = await anext(batches)
+            except StopAsyncIteration:
+                return
     finally:
         await batches.aclose()
 
 
-def sse_answer(handle: JobHandle, offset: int, headers: dict[str, str]) -> StreamingResponse:
+async def sse_answer(handle: JobHandle, offset: int, headers: dict[str, str]) -> StreamingResponse:
     """The journal from `offset` as Server-Sent Events; each event's id is its position.
 
     Event types: `success` (kind, body, pending values, data), `text` (a chunk of a text
     stream), `event` (one structured event), `end` (the stream ended), `failure` (message,
-    code, data). A client resumes with `Last-Event-ID: <id>` right after that entry.
+    code, data). A client resumes with `Last-Event-ID: <id>` right after that entry. From the
+    start, the answer waits for the job's first entry, so that its pending values are headers
+    as in every other answer.
     """
+    batches = handle.follow_batches(offset)
+    first: list[Entry] = []
+    if offset == 0:
+        try:
+            first = await anext(batches)
+        except StopAsyncIteration:
+            first = []
+        if first and isinstance(first[0], Succeeded):
+            headers = {**headers, **pending_headers(first[0])}
     return StreamingResponse(
-        _sse_body(handle, offset),
+        _sse_body(batches, offset, first),
         status_code=200,
         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         media_type="text/event-stream",

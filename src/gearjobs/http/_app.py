@@ -214,15 +214,15 @@ class _Api:
         route: str,
     ) -> Response:
         try:
-            user = self.user(request)
-            mode = self.mode(request)
-            offset = _resume_offset(request) if mode is Mode.SSE else 0
             ident = self.request_id(request)
         except Refused as refused:
             self._count_refusal(refused)
             raise
         headers = {"X-Request-Id": str(ident)}
         try:
+            user = self.user(request)
+            mode = self.mode(request)
+            offset = _resume_offset(request) if mode is Mode.SSE else 0
             params = await self.params(request)
             context = JobContext(ident, user)
             try:
@@ -249,7 +249,7 @@ class _Api:
                 exc.response_failure(), exc.message, exc.response_data(), headers=headers
             )
         if mode is Mode.SSE:
-            return sse_answer(handle, offset, headers)
+            return await sse_answer(handle, offset, headers)
         return await answer(handle, mode, headers)
 
     def _count_refusal(self, refused: Refused) -> None:
@@ -283,9 +283,13 @@ class _Api:
     # Looking at jobs
 
     async def get_job(self, request: Request) -> Response:
-        user = self.user(request)
         ident = self.path_id(request)
         headers = {"X-Request-Id": str(ident)}
+        try:
+            user = self.user(request)
+        except Refused as refused:
+            refused.response.headers.update(headers)
+            raise
         record = await self.dispatcher.get(JobKey(user, ident))
         if record is None:
             return error_response(
@@ -294,10 +298,19 @@ class _Api:
         return JSONResponse(record_json(record), headers=headers)
 
     async def get_output(self, request: Request) -> Response:
-        user = self.user(request)
         ident = self.path_id(request)
-        mode = self.mode(request)
         headers = {"X-Request-Id": str(ident)}
+        try:
+            return await self._output(request, ident, headers)
+        except Refused as refused:
+            refused.response.headers.update(headers)
+            raise
+
+    async def _output(
+        self, request: Request, ident: RequestIdentifier, headers: dict[str, str]
+    ) -> Response:
+        user = self.user(request)
+        mode = self.mode(request)
         try:
             handle = await self.dispatcher.follow(JobKey(user, ident))
         except JobError as exc:
@@ -309,7 +322,7 @@ class _Api:
                 ResponseFailure.NOT_FOUND, f"no job with id {ident}", headers=headers
             )
         if mode is Mode.SSE:
-            return sse_answer(handle, _resume_offset(request), headers)
+            return await sse_answer(handle, _resume_offset(request), headers)
         return await answer(handle, mode, headers)
 
     async def list_jobs(self, request: Request) -> Response:
@@ -453,6 +466,7 @@ def create_app(
         return JSONResponse(document)
 
     async def metrics_endpoint(request: Request) -> Response:
+        api.user(request)  # job names and counts are the users' business: token needed
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def dashboard(request: Request) -> Response:
@@ -463,7 +477,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/stats", guarded(api.stats), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/metrics", guarded(metrics_endpoint), methods=["GET"]),
         Route("/healthz", guarded(api.healthz), methods=["GET"]),
         Route("/jobs", guarded(api.list_jobs), methods=["GET"]),
         Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
@@ -493,7 +507,9 @@ def create_app(
             if exc.status_code == 404
             else (ResponseFailure.INVALID_REQUEST)
         )
-        return error_response(failure, str(exc.detail), status=exc.status_code)
+        return error_response(
+            failure, str(exc.detail), status=exc.status_code, headers=exc.headers or {}
+        )
 
     async def server_error(request: Request, exc: Exception) -> Response:
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)

@@ -1,6 +1,6 @@
 """Stores: where job records and journals live (memory, SQLite, Redis)."""
 
-from gearjobs.store._base import ClaimResult, Store, StoreUnavailable
+from gearjobs.store._base import LOST_MESSAGE, ClaimResult, Store, StoreUnavailable, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._memory import MemoryStore
 from gearjobs.store._records import (
@@ -23,6 +23,7 @@ from gearjobs.store._url import store_from_url
 
 __all__ = (
     "ENDED",
+    "LOST_MESSAGE",
     "Body",
     "Chunk",
     "ClaimResult",
@@ -42,5 +43,6 @@ __all__ = (
     "decode_entry",
     "encode_entry",
     "is_terminal",
+    "lost_entry",
     "store_from_url",
 )

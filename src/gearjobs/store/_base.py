@@ -8,9 +8,18 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from gearjobs.jobs import ResponseFailure, SimpleError
-from gearjobs.store._records import Entry, JobKey, JobRecord, JobState, is_terminal
+from gearjobs.store._records import Entry, Failed, JobKey, JobRecord, JobState, is_terminal
 
-__all__ = ("ClaimResult", "Store", "StoreUnavailable")
+__all__ = ("LOST_MESSAGE", "ClaimResult", "Store", "StoreUnavailable", "lost_entry")
+
+LOST_MESSAGE = (
+    "The server running this job stopped before it finished; retry the request to run it again."
+)
+
+
+def lost_entry() -> Failed:
+    """The entry that ends the journal of a lost job: clients get 503 and retry."""
+    return Failed(ResponseFailure.UNAVAILABLE, LOST_MESSAGE, {"state": "lost"})
 
 
 class StoreUnavailable(SimpleError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gearjobs.store._base import ClaimResult, Store
+from gearjobs.jobs import ResponseFailure
+from gearjobs.store._base import ClaimResult, Store, lost_entry
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
 __all__ = ("MemoryStore",)
@@ -80,7 +81,9 @@ class MemoryStore(Store):
         for record in self._records.values():
             if record.node == node and not record.state.finished:
                 record.state = JobState.LOST
+                record.failure = ResponseFailure.UNAVAILABLE
                 record.finished_at = now
+                self._journals.setdefault(record.key, []).append(lost_entry())
                 lost.append(record.copy())
         return lost
 

@@ -30,12 +30,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
-from gearjobs.store._base import ClaimResult, Store, StoreUnavailable
+from gearjobs.store._base import ClaimResult, Store, StoreUnavailable, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._records import (
     Body,
     Entry,
-    Failed,
     JobKey,
     JobRecord,
     JobState,
@@ -48,9 +47,6 @@ logger = logging.getLogger("gearjobs.store")
 
 T = TypeVar("T")
 
-LOST_MESSAGE = (
-    "The server running this job stopped before it finished; retry the request to run it again."
-)
 
 CLAIM = """
 local rec, jnl, remembered = KEYS[1], KEYS[2], KEYS[3]
@@ -355,9 +351,7 @@ class RedisStore(Store):
 
     async def _mark_lost(self, member: str, node: str, now: float | None) -> int:
         key = _key_of(member)
-        payload = encode_entry(
-            Failed(ResponseFailure.UNAVAILABLE, LOST_MESSAGE, {"state": "lost"})
-        )[1]
+        payload = encode_entry(lost_entry())[1]
         result = await self._call(
             "mark a job lost",
             lambda: self._lose(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
-from gearjobs.store._base import ClaimResult, Store
+from gearjobs.store._base import ClaimResult, Store, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._records import Body, Entry, JobKey, JobRecord, JobState
 
@@ -366,14 +366,17 @@ class SQLiteStore(Store):
             (node,),
         ).fetchall()
         db.execute(
-            "UPDATE jobs SET state = 'lost', finished_at = ? "
+            "UPDATE jobs SET state = 'lost', finished_at = ?, failure = 'unavailable' "
             "WHERE node = ? AND state IN ('queued', 'running')",
             (now, node),
         )
         lost = [_record(row) for row in rows]
+        ending = [encode_entry(lost_entry())]
         for record in lost:
             record.state = JobState.LOST
+            record.failure = ResponseFailure.UNAVAILABLE
             record.finished_at = now
+            self._append(record.key, ending)  # its readers get the lost answer (503)
         return lost
 
     async def prune(self, *, now: float, retention: float, remember: int) -> int:
