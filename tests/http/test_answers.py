@@ -191,3 +191,11 @@ async def test_a_job_that_fails_mid_stream_ends_with_an_error_marker(
         {"n": 1},
         {"$error": {"code": "not-found", "message": "the source went away"}},
     ]
+
+
+async def test_an_unknown_job_name_is_404_whatever_the_body(client: httpx.AsyncClient) -> None:
+    for body in (b"[1]", b"{not json", b"x" * 200_000):
+        r = await client.post("/jobs/no-such-job", content=body)
+        assert r.status_code == 404, body[:10]
+    known = await client.post("/jobs/echo", content=b"[1]")
+    assert known.status_code == 400

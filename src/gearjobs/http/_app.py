@@ -223,8 +223,14 @@ class _Api:
             user = self.user(request)
             mode = self.mode(request)
             offset = _resume_offset(request) if mode is Mode.SSE else 0
-            params = await self.params(request)
             context = JobContext(ident, user)
+            try:
+                params = await self.params(request)
+            except Refused:
+                # A bad body for a job that does not exist: the unknown name is the answer.
+                if not self._knows(make_request({}, context)):
+                    raise _refuse(404, f"no job named {name!r}") from None
+                raise
             try:
                 job = self.registry.job_for(make_request(params, context))
             except NoJobForRequest:
@@ -251,6 +257,16 @@ class _Api:
         if mode is Mode.SSE:
             return await sse_answer(handle, offset, headers)
         return await answer(handle, mode, headers)
+
+    def _knows(self, job_request: Any) -> bool:
+        """True when some extension recognises the request (even if it then refuses it)."""
+        try:
+            self.registry.job_for(job_request)
+        except NoJobForRequest:
+            return False
+        except Exception:
+            return True
+        return True
 
     def _count_refusal(self, refused: Refused) -> None:
         reason = {401: "unauthorized", 404: "unknown-job", 406: "not-acceptable", 413: "too-large"}
