@@ -269,6 +269,7 @@ class RedisStore(Store):
         self._renew = self._redis.register_script(RENEW)
         self._prune = self._redis.register_script(PRUNE)
         self._held: dict[str, str] = {}  # member -> node, for the leases this process renews
+        self._runs: dict[str, int] = {}  # member -> run, for the jobs this process claimed
         self._keeper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -400,6 +401,7 @@ class RedisStore(Store):
         if words and words[0] == "__claimed__":
             record.run = int(words[1])
             self._held[member] = record.node
+            self._runs[member] = record.run
             return ClaimResult(True)
         if words and words[0] == "__remembered__":
             return ClaimResult(False, self._tombstone(key))
@@ -428,10 +430,14 @@ class RedisStore(Store):
     # Journals
 
     async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
-        rec = await self._call(
-            "read a record", lambda: self._redis.hget(self._k("rec", key), "run")
-        )
-        await self._append_run(key, int(rec or 0), entries)
+        # The run this process claimed is known: no round trip to read it before each append.
+        run = self._runs.get(_member(key))
+        if run is None:
+            stored = await self._call(
+                "read a record", lambda: self._redis.hget(self._k("rec", key), "run")
+            )
+            run = int(stored or 0)
+        await self._append_run(key, run, entries)
 
     async def _append_run(self, key: JobKey, run: int, entries: Sequence[Entry]) -> None:
         flat: list[Any] = [run]
@@ -471,6 +477,7 @@ class RedisStore(Store):
             )
         finally:
             self._held.pop(member, None)
+            self._runs.pop(member, None)
         if int(result) < 0:
             logger.warning("job %s was claimed again elsewhere; this run's answer is dropped", key)
 
