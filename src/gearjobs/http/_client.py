@@ -39,21 +39,13 @@ class ServerUnreachable(GearjobsError):
     """The server could not be reached (or stayed busy) through every try."""
 
 
-class _Exchange:
-    """One job's requests and answers, whatever does the I/O."""
+class _Retries:
+    """How many tries are left, and how long to wait before the next one."""
 
-    def __init__(self, response: Response, *, tries: int) -> None:
-        self.response = response
+    def __init__(self, tries: int) -> None:
         self.tries = tries
         self.attempt = 0
-        self.began = False
-        self.writer: ResponseWriter | None = None
-        self.structured = False
-        self.delivered = 0  # bytes (text) or lines (events) already given to the Response
-        self.seen = 0  # of the current attempt
-        self.buffer = b""
         self.last_error = ""
-        self.request_id: str | None = None
 
     def _next_try(self, what: str) -> float | None:
         """Count a failed try; the backoff before the next, or None when tries are used up."""
@@ -85,6 +77,21 @@ class _Exchange:
                 f"could not reach the server after {self.tries} tries ({self.last_error})"
             ) from error
         return backoff
+
+
+class _Exchange(_Retries):
+    """One job's requests and answers, whatever does the I/O."""
+
+    def __init__(self, response: Response, *, tries: int) -> None:
+        super().__init__(tries)
+        self.response = response
+        self.began = False
+        self.writer: ResponseWriter | None = None
+        self.structured = False
+        self.delivered = 0  # bytes (text) or lines (events) already given to the Response
+        self.seen = 0  # of the current attempt
+        self.buffer = b""
+        self.request_id: str | None = None
 
     def begin(self, answer: httpx.Response) -> None:
         """Read the status and headers of an answer into the Response."""
@@ -262,16 +269,16 @@ class Client(_Base):
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         """A GET with this client's token and retries (for /jobs and /jobs/{id})."""
-        exchange = _Exchange(_Null(), tries=self.tries)
+        retries = _Retries(self.tries)
         while True:
             try:
                 answer = self._http.get(
                     path, params=params, headers=_headers(self.token, "application/json")
                 )
             except httpx.TransportError as exc:
-                time.sleep(exchange.retry_error(exc))
+                time.sleep(retries.retry_error(exc))
                 continue
-            delay = exchange.retry_answer(answer)
+            delay = retries.retry_answer(answer)
             if delay is None:
                 return answer
             time.sleep(delay)
@@ -367,32 +374,3 @@ class AsyncClient(_Base):
             except httpx.TransportError as exc:
                 delay = exchange.retry_error(exc)
             await asyncio.sleep(delay)
-
-
-class _Null:
-    """A Response that keeps nothing (for the retry bookkeeping of plain GETs)."""
-
-    def stream_result(self) -> bool:
-        return False
-
-    def success(self, kind: ResponseSuccess) -> None:
-        pass
-
-    def success_with_data(self, kind: ResponseSuccess, data: Any) -> None:
-        pass
-
-    def success_with_write(
-        self, kind: ResponseSuccess, flush: bool, structured: bool
-    ) -> ResponseWriter:
-        return _NullWriter()
-
-    def failure(self, error: BaseException) -> None:
-        pass
-
-    def write_pending_success(self, name: str, value: Any) -> None:
-        pass
-
-
-class _NullWriter:
-    def write(self, data: Any) -> None:
-        pass
