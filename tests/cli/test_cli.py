@@ -120,6 +120,20 @@ def test_attach_status_and_ls(server: ServerProcess) -> None:
     assert "no job with id" in err
 
 
+DASH_ID = str(RequestIdentifier.parse("f8" + "0" * 30))  # one base64 id in 64 starts with "-"
+
+
+def test_an_id_that_starts_with_a_dash_is_an_id_not_an_option(server: ServerProcess) -> None:
+    assert DASH_ID.startswith("-")
+    _, first, _ = gearjobs(server, "run", "sleep", '{"seconds": 0, "lines": 1}', "--id", DASH_ID)
+    assert first == "tick 1\n"
+    assert gearjobs(server, "attach", DASH_ID)[:2] == (0, first)
+    code, status, _ = gearjobs(server, "status", DASH_ID)
+    assert (code, json.loads(status)["id"]) == (0, DASH_ID)
+    result = CliRunner().invoke(main, ["status", "--server", server.url, "--", DASH_ID])
+    assert (result.exit_code, json.loads(result.stdout)["id"]) == (0, DASH_ID)
+
+
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -219,6 +219,51 @@ def _client(server: str, token: str | None, tries: int) -> Client:
         raise click.BadParameter(f"{server!r}: {exc}", param_hint="--server") from None
 
 
+class _IdCommand(click.Command):
+    """A command taking a request ID that may start with "-".
+
+    One base64 id in 64 does; click would read it as options. Such an argument, when it is a
+    valid id and not the value of an option, is moved behind "--" before click parses.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag
+            for name in param.opts
+        }
+        kept: list[str] = []
+        ids: list[str] = []
+        rest: list[str] = []
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                rest = args[index + 1 :]
+                break
+            if arg in takes_value:
+                kept.extend(args[index : index + 2])
+                index += 2
+                continue
+            if arg.startswith("-") and _is_request_id(arg):
+                ids.append(arg)
+            else:
+                kept.append(arg)
+            index += 1
+        if ids:
+            args = [*kept, "--", *ids, *rest]
+        return super().parse_args(ctx, args)
+
+
+def _is_request_id(arg: str) -> bool:
+    try:
+        RequestIdentifier.parse(arg)
+    except GearjobsError:
+        return False
+    return True
+
+
 def _job_id(ident: str) -> str:
     """A request id given on the command line, checked here (a bad one is a usage error)."""
     try:
@@ -320,7 +365,7 @@ def _finish(client: Client, response: TerminalResponse, ident: str | None) -> No
             sys.exit(1)
 
 
-@main.command()
+@main.command(cls=_IdCommand)
 @click.argument("ident", metavar="ID")
 @server_option
 @token_option
@@ -337,7 +382,7 @@ def attach(ident: str, server: str, token: str | None, tries: int) -> None:
             _unreachable(exc)
 
 
-@main.command()
+@main.command(cls=_IdCommand)
 @click.argument("ident", metavar="ID")
 @server_option
 @token_option
