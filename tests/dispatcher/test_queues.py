@@ -1,12 +1,13 @@
 import asyncio
 import threading
+from collections.abc import Sequence
 
 import pytest
 
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.jobs import ClientResponse, GearjobsError, JobError, RequestIdentifier, Response
 from gearjobs.jobs import ResponseFailure as F
-from gearjobs.store import JobKey, MemoryStore
+from gearjobs.store import Entry, JobKey, JobRecord, JobState, MemoryStore
 
 from .helpers import OK, BlockingJob, DataJob, Gate
 
@@ -146,3 +147,68 @@ def test_queue_sizes_must_be_positive() -> None:
         Dispatcher(queue_fast=0)
     with pytest.raises(GearjobsError, match="concurrent must be at least 1"):
         Dispatcher(concurrent=0)
+
+
+class HeldStore(MemoryStore):
+    """A memory store whose final writes wait until the test lets them through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[asyncio.Future[None]] = []
+        self.holding = True
+
+    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+        if not self.holding:
+            return super().finish_soon(record, entries)
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held.append(written)
+        written.add_done_callback(lambda _: self._finish(record.copy(), list(entries)))
+        return written
+
+    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        await self.finish_soon(record, entries)
+
+    def release(self) -> None:
+        self.holding = False
+        for written in self.held:
+            if not written.done():
+                written.set_result(None)
+
+
+async def test_a_worker_takes_the_next_job_while_the_last_answer_is_being_written() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store, concurrent=1, queue_fast=2, queue_slow=2) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)  # a failure must not hang
+        first = RequestIdentifier.new()
+        await (await dispatcher.dispatch(first, DataJob("a")))
+        record = await dispatcher.get(JobKey("anonymous", first))
+        assert record is not None and record.state is JobState.SUCCEEDED  # known at once
+        stored = await store.get(JobKey("anonymous", first))
+        assert stored is not None and stored.state is not JobState.SUCCEEDED  # still held
+        second = ClientResponse()
+        handle = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("b"), second)
+        done, _ = await asyncio.wait([asyncio.ensure_future(handle.wait())], timeout=10)
+        assert done and second.data == "b", "the only worker ran the next job"
+        store.release()
+        listed = await dispatcher.list_records(state=JobState.SUCCEEDED)
+        assert first in [record.key.id for record in listed]
+        stored = await store.get(JobKey("anonymous", first))
+        assert stored is not None and stored.state is JobState.SUCCEEDED
+
+
+async def test_when_the_store_falls_behind_the_workers_wait_for_it() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store, concurrent=1, queue_fast=1, queue_slow=1) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)  # a failure must not hang
+        for _ in range(2):  # the limit of answers being written: both queues' capacity
+            await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("x")))
+        third = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("x"))
+        await third
+        fourth = DataJob("x")
+        waiting = await dispatcher.dispatch(RequestIdentifier.new(), fourth)
+        assert len(store.held) == 3
+        await asyncio.sleep(0)  # one turn of the loop would be enough to start it
+        assert fourth.runs == 0, "the worker waits for the third answer's write"
+        store.release()
+        await waiting
+        assert fourth.runs == 1

@@ -1,5 +1,6 @@
 """What the SQLite store adds to the contract: a file that outlives the process."""
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,38 @@ async def test_an_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(GearjobsError, match="cannot open the SQLite store"):
         await store.open()
     await store.close()
+
+
+async def test_a_finish_queued_now_is_seen_by_a_read_asked_after_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        assert (await store.claim(record)).claimed
+        record.state = JobState.SUCCEEDED
+        written = store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+        seen = await store.get(record.key)  # asked after the finish, not after its end
+        assert seen is not None and seen.state is JobState.SUCCEEDED
+        assert written.done()
+    finally:
+        await store.close()
+
+
+async def test_writes_waiting_for_a_cancelled_writer_are_cancelled_not_left_hanging(
+    tmp_path: Path,
+) -> None:
+    # asyncio.run cancels every task at its end; a write queued behind the store's writer
+    # must not wait forever for a batch that will never run.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        written = store.finish_soon(record, [])
+        writer = store._writer
+        assert writer is not None
+        writer.cancel()
+        await asyncio.wait([written], timeout=10)  # a guard: without the fix it never ends
+        assert written.cancelled()
+        assert await store.get(record.key) is None  # and the store still serves
+    finally:
+        await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import os
@@ -152,6 +153,9 @@ class Dispatcher:
         self._workers: dict[asyncio.Task[None], _Run | None] = {}
         self._pruner: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._recording: set[asyncio.Future[None]] = set()
+        """Finished jobs whose answers are being written to the store."""
+        self._recording_limit = queue_fast + queue_slow
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closing = False
@@ -205,6 +209,7 @@ class Dispatcher:
             if current is None or current.executing:
                 task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._recording, return_exceptions=True)
         for run in list(self._active.values()):
             await self._lose(run)
         for queue in (self.fast, self.slow):
@@ -438,8 +443,25 @@ class Dispatcher:
             running_context.reset(token)
         if lost:
             await self._lose(run)
+            return
+        self._conclude(run)
+        flushing = run.flushing is not None and not run.flushing.done()
+        if flushing or len(self._recording) >= self._recording_limit:
+            await self._record(run)  # the live journal is still being written, or the store
+            return  # is behind: this worker waits for it
+        # The answer is in the journal already. Its write is queued in the store now (a read
+        # asked later sees it) but not waited for: the store's batches and the next jobs
+        # overlap.
+        try:
+            written = self.store.finish_soon(run.record, run.journal.entries[run.flushed :])
+        except Exception as exc:
+            written = loop.create_future()
+            written.set_exception(exc)
+        if written.done():  # a store that writes at once (memory)
+            self._recorded(run, written)
         else:
-            await self._settle(run)
+            self._recording.add(written)
+            written.add_done_callback(functools.partial(self._recorded, run))
 
     def _live_appender(self, run: _Run) -> Callable[[Entry], None]:
         """Appends to the journal and, within the same loop tick, to the store's journal."""
@@ -463,8 +485,8 @@ class Dispatcher:
                 return
             run.flushed += len(batch)
 
-    async def _settle(self, run: _Run) -> None:
-        """Write the finished job's record and journal to the store and forget the run."""
+    def _conclude(self, run: _Run) -> None:
+        """Fill in the finished job's record from its journal (what `get` shows at once)."""
         record = run.record
         journal = run.journal
         terminal = journal.terminal
@@ -473,7 +495,6 @@ class Dispatcher:
         first = journal.entries[0]
         record.outcome_from(terminal, first if isinstance(first, Succeeded) else None)
         record.finished_at = self._clock()
-        await self._record(run)
 
     async def _lose(self, run: _Run) -> None:
         """Record a job that will not finish here as lost; its joiners see the stream end."""
@@ -494,14 +515,26 @@ class Dispatcher:
         except Exception:
             logger.exception("could not record the answer of job %s", run.record.key)
         finally:
-            if self._active.get(run.record.key) is run:
-                del self._active[run.record.key]
-            run.settled_event().set()
-            for observer in self.observers:
-                try:
-                    observer.job_finished(run.record, run.detail)
-                except Exception:
-                    logger.exception("an observer failed on job %s", run.record.key)
+            self._forget(run)
+
+    def _recorded(self, run: _Run, written: asyncio.Future[None]) -> None:
+        self._recording.discard(written)
+        if written.cancelled():
+            logger.error("the answer of job %s was not recorded: cancelled", run.record.key)
+        elif (exc := written.exception()) is not None:
+            logger.error("could not record the answer of job %s", run.record.key, exc_info=exc)
+        self._forget(run)
+
+    def _forget(self, run: _Run) -> None:
+        """The job's answer is in the store (or could not be written): drop the live run."""
+        if self._active.get(run.record.key) is run:
+            del self._active[run.record.key]
+        run.settled_event().set()
+        for observer in self.observers:
+            try:
+                observer.job_finished(run.record, run.detail)
+            except Exception:
+                logger.exception("an observer failed on job %s", run.record.key)
 
     # Looking at jobs
 
@@ -511,6 +544,26 @@ class Dispatcher:
         if run is not None:
             return run.record
         return await self.store.get(key)
+
+    async def list_records(
+        self,
+        *,
+        user: str | None = None,
+        state: JobState | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[JobRecord]:
+        """The store's records, newest first, once the answers finished here are written."""
+        await self._written()
+        return await self.store.list_records(
+            user=user, state=state, name=name, limit=limit, before=before
+        )
+
+    async def _written(self) -> None:
+        """Wait for the answers being written to the store now (each write takes one batch)."""
+        if self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def recorded(self, key: JobKey) -> None:
         """Wait until the store holds the final record of a job that runs here (if one does).
@@ -536,7 +589,12 @@ class Dispatcher:
     # Retention
 
     async def prune(self) -> int:
-        """Apply the retention settings now; return how many records changed."""
+        """Apply the retention settings now; return how many records changed.
+
+        Answers still being written to the store are waited for first, so that retention
+        applies to every job that has finished.
+        """
+        await self._written()
         return await self.store.prune(
             now=self._clock(), retention=self.retention, remember=self.track_duplicate_ids
         )

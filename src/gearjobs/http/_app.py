@@ -358,7 +358,7 @@ class _Api:
                 raise _refuse(400, f"limit must be a whole number from 1 to {MAX_LIST}")
             limit = int(text)
         before = _parse_cursor(query["cursor"]) if query.get("cursor") else None
-        records = await self.dispatcher.store.list_records(
+        records = await self.dispatcher.list_records(
             user=user, state=state, name=query.get("name") or None, limit=limit, before=before
         )
         body: dict[str, Any] = {"jobs": [record_json(r) for r in records], "cursor": None}

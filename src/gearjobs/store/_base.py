@@ -88,6 +88,14 @@ class Store(abc.ABC):
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         """Write the final record and the rest of its journal, in one step."""
 
+    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+        """Start `finish` now and return its outcome to await.
+
+        What a store does here before it returns is ordered before any later call, so a
+        read asked after this sees the write. The default starts `finish` as a task.
+        """
+        return asyncio.ensure_future(self.finish(record, entries))
+
     @abc.abstractmethod
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         """Up to `limit` journal entries of `key` from position `offset`."""

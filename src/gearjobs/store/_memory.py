@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from gearjobs.jobs import ResponseFailure
@@ -48,9 +49,17 @@ class MemoryStore(Store):
         self._journals.setdefault(key, []).extend(entries)
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        self._finish(record, entries)
+
+    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+        self._finish(record, entries)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         self._records[record.key] = record.copy()
-        journal = self._journals.setdefault(record.key, [])
-        journal.extend(entries)
+        self._journals.setdefault(record.key, []).extend(entries)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         return self._journals.get(key, [])[offset : offset + limit]

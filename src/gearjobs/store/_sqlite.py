@@ -129,11 +129,23 @@ class SQLiteStore(Store):
 
     async def _submit(self, func: Callable[..., T], *args: Any) -> T:
         """Run `func` on the store's thread in the next batch, after everything asked before."""
+        return await self._enqueue(func, *args)
+
+    def _enqueue(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue `func` for the next batch now; its outcome comes in the future returned."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._writes.append((functools.partial(func, *args), future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_batches())
-        return await future
+            self._writer.add_done_callback(self._writer_ended)
+        return future
+
+    def _writer_ended(self, writer: asyncio.Task[None]) -> None:
+        """A cancelled writer runs no more batches: what waits for one is cancelled too."""
+        if writer.cancelled():
+            waiting, self._writes = self._writes, []
+            for _, future in waiting:
+                future.cancel()
 
     async def _write_batches(self) -> None:
         while self._writes:
@@ -227,11 +239,7 @@ class SQLiteStore(Store):
         return await self._submit(self._claim, record, replace_run)
 
     def _write_behind(self, func: Callable[..., Any], *args: Any) -> None:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_log_failed_write)
-        self._writes.append((functools.partial(func, *args), future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
+        self._enqueue(func, *args).add_done_callback(_log_failed_write)
 
     def _insert_claim(self, record: JobRecord) -> None:
         # Still unwritten unless finish() took it over (then its own write comes later).
@@ -302,10 +310,13 @@ class SQLiteStore(Store):
         )
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        await self.finish_soon(record, entries)
+
+    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
         encoded = [encode_entry(e) for e in entries]
         self._unwritten.pop(record.key, None)
-        await self._submit(self._finish, record.copy(), encoded, not self.live_journal)
+        return self._enqueue(self._finish, record.copy(), encoded, not self.live_journal)
 
     def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]], whole: bool) -> None:
         # `whole`: the journal is written here in one piece, so it starts at position 0.
