@@ -135,3 +135,46 @@ async def test_writes_waiting_for_a_cancelled_writer_are_cancelled_not_left_hang
         assert await store.get(record.key) is None  # and the store still serves
     finally:
         await store.close()
+
+
+FIRST_SCHEMA = """
+CREATE TABLE jobs (
+    user TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL, run INTEGER NOT NULL, node TEXT NOT NULL, created_at REAL NOT NULL,
+    started_at REAL, finished_at REAL, success TEXT, body TEXT, failure TEXT,
+    kept INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (user, id)
+) WITHOUT ROWID;
+CREATE INDEX jobs_created ON jobs (created_at DESC, id DESC);
+CREATE INDEX jobs_finished ON jobs (kept, finished_at);
+CREATE INDEX jobs_node ON jobs (node, state);
+CREATE TABLE journal (
+    user TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    payload BLOB NOT NULL, PRIMARY KEY (user, id, seq)
+) WITHOUT ROWID;
+"""
+
+
+async def test_a_file_of_the_first_schema_opens_with_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    ident = RequestIdentifier.new()
+    with sqlite3.connect(path) as db:
+        db.executescript(FIRST_SCHEMA)
+        db.execute(
+            "INSERT INTO jobs (user, id, name, fingerprint, state, run, node, created_at) "
+            "VALUES ('u', ?, 'echo', 'f', 'running', 1, 'n1', 1.0)",
+            (str(ident),),
+        )
+    db.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        lost = await store.recover("n1", 2.0)
+        assert [record.key for record in lost] == [JobKey("u", ident)]
+        record = await store.get(JobKey("u", ident))
+        assert record is not None and record.state is JobState.LOST
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert "jobs_node" not in indexes and "jobs_unfinished" in indexes

@@ -22,6 +22,11 @@ __all__ = ("SQLiteStore",)
 
 T = TypeVar("T")
 
+# `jobs` is a rowid table: a new record is appended, where a WITHOUT ROWID table ordered by
+# (user, id) put each wide row at a random place (random ids). Only unfinished jobs are in
+# `jobs_unfinished` (what recovery looks for), so writing a finished record does not touch it.
+# Files made with the first schema (WITHOUT ROWID, an index on every node and state) keep
+# their table and lose the old index when opened.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     user TEXT NOT NULL,
@@ -39,10 +44,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     failure TEXT,
     kept INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (user, id)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (kept, finished_at);
-CREATE INDEX IF NOT EXISTS jobs_node ON jobs (node, state);
+DROP INDEX IF EXISTS jobs_node;
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (node) WHERE state IN ('queued', 'running');
 CREATE TABLE IF NOT EXISTS journal (
     user TEXT NOT NULL,
     id TEXT NOT NULL,
