@@ -107,13 +107,21 @@ class SQLiteStore(Store):
     """Records and journals in one SQLite file (WAL mode).
 
     One process writes a file (as `gearjobs serve` does): it knows every id the file holds, so
-    a claim of a new id is decided in memory and written in the next batch. All database work
-    runs on one thread of the store's own, so the event loop never waits on the disk, in the
-    order it was asked for (so a read sees every write asked for before it). What waits while
-    a batch runs goes into the next one, in one IMMEDIATE transaction: the number of commits
-    does not grow with the request rate. A finished job's record and journal are written by
-    one write: a crash leaves either all of the answer or none.
+    a claim of a new id is decided in memory and written in the next batch. Statements run in
+    the order they were asked for (a read sees every write asked for before it), batched: what
+    is asked during one turn of the event loop runs at the start of the next, in one IMMEDIATE
+    transaction, so the number of commits does not grow with the request rate. A finished
+    job's record and journal are written by one write: a crash leaves all of the answer or
+    none.
+
+    The batches run on the event loop's own thread. A commit writes to the WAL file without
+    syncing it (`synchronous=NORMAL`); the syncs happen at checkpoints, which a thread of the
+    store's own runs on a connection of its own. (Running the statements on a thread cost
+    more than the statements: the two threads passed the GIL back and forth on every one.)
     """
+
+    CHECKPOINT_EVERY = 0.5
+    """Seconds between checkpoints while there are writes (SQLite's own are turned off)."""
 
     def __init__(self, path: str | Path = "gearjobs.db") -> None:
         self.path = Path(path)
@@ -121,10 +129,13 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._writes: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._known: set[tuple[str, str]] = set()
+        """(user, id) of every record in the file: a claim of any other id needs no read."""
         self._unwritten: dict[JobKey, JobRecord] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
-        """(user, id) of every record in the file: a claim of any other id needs no read."""
-        self._writer: asyncio.Task[None] | None = None
+        self._batch: asyncio.Handle | None = None
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._last_checkpoint = 0.0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -134,44 +145,36 @@ class SQLiteStore(Store):
         return await loop.run_in_executor(self._executor, func, *args)
 
     async def _submit(self, func: Callable[..., T], *args: Any) -> T:
-        """Run `func` on the store's thread in the next batch, after everything asked before."""
+        """Run `func` in the next batch, after everything asked before."""
         return await self._enqueue(func, *args)
 
     def _enqueue(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue `func` for the next batch now; its outcome comes in the future returned."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         self._writes.append((functools.partial(func, *args), future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
-            self._writer.add_done_callback(self._writer_ended)
+        if self._batch is None:
+            self._batch = loop.call_soon(self._run_batch)
         return future
 
-    def _writer_ended(self, writer: asyncio.Task[None]) -> None:
-        """A cancelled writer runs no more batches: what waits for one is cancelled too."""
-        if writer.cancelled():
-            waiting, self._writes = self._writes, []
-            for _, future in waiting:
-                future.cancel()
-
-    async def _write_batches(self) -> None:
-        while self._writes:
-            batch, self._writes = self._writes, []
-            try:
-                outcomes = await self._run(self._apply, [func for func, _ in batch])
-            except BaseException as exc:  # the transaction itself failed: every write did
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+    def _run_batch(self) -> None:
+        self._batch = None
+        batch, self._writes = self._writes, []
+        try:
+            outcomes = self._apply([func for func, _ in batch])
+        except Exception as exc:  # the transaction itself failed: every write did
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
                 continue
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self._maybe_checkpoint()
 
     def _apply(self, funcs: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         """All writes in one transaction; if one fails, each again in a transaction of its own."""
@@ -196,6 +199,27 @@ class SQLiteStore(Store):
                 outcomes.append((False, exc))
         return outcomes
 
+    def _maybe_checkpoint(self) -> None:
+        """Start a checkpoint on the store's thread when the last is old enough and done."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last_checkpoint < self.CHECKPOINT_EVERY:
+            return
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        self._last_checkpoint = now
+        self._checkpoint = loop.run_in_executor(self._executor, self._run_checkpoint)
+        self._checkpoint.add_done_callback(_log_failed_checkpoint)
+
+    def _run_checkpoint(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._checkpointer.execute("PRAGMA busy_timeout=5000")
+        # PASSIVE: copies what it can without waiting for, or holding up, the writer.
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
@@ -212,6 +236,7 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the store's thread checkpoints
             db.executescript(SCHEMA)
             self._known = set(db.execute("SELECT user, id FROM jobs"))
         except sqlite3.Error as exc:
@@ -219,13 +244,19 @@ class SQLiteStore(Store):
         self._db = db
 
     async def close(self) -> None:
+        if self._batch is not None:  # what was asked for is written first
+            self._batch.cancel()
+            self._run_batch()
         if self._db is not None:
             await self._run(self._close)
         self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._db is not None:
-            self._db.close()
+            self._db.close()  # the last connection checkpoints and removes the WAL file
             self._db = None
 
     # Claims and records
@@ -440,6 +471,11 @@ class SQLiteStore(Store):
 
 
 _MARKS = ", ".join("?" * len(COLUMNS.split(",")))
+
+
+def _log_failed_checkpoint(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("a checkpoint of the SQLite store failed", exc_info=future.exception())
 
 
 def _log_failed_write(future: asyncio.Future[Any]) -> None:
