@@ -52,6 +52,8 @@ class JobLog:
         return fields
 
     def job_started(self, record: JobRecord, detail: Mapping[str, Any] | None) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         fields = {"event": "start", **self._fields(record, detail)}
         self.logger.info(
             "job start %s user=%s name=%s", fields["id"], record.key.user, record.name,
@@ -59,6 +61,8 @@ class JobLog:
         )  # fmt: skip
 
     def job_finished(self, record: JobRecord, detail: Mapping[str, Any] | None) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         started = record.started_at or record.created_at
         duration = max(0.0, (record.finished_at or started) - started)
         fields = {

@@ -21,6 +21,16 @@ NDJSON = "application/x-ndjson"
 TEXT = "text/plain; charset=utf-8"
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JSONAnswer(JSONResponse):
+    """Starlette's JSONResponse with one encoder for all (json.dumps with options makes one)."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
+
+
 def error_response(
     failure: ResponseFailure,
     message: str,
@@ -37,7 +47,7 @@ def error_response(
     code = status or failure_status(failure)
     if code in (429, 503):
         all_headers["Retry-After"] = RETRY_AFTER
-    return JSONResponse(body, status_code=code, headers=all_headers)
+    return JSONAnswer(body, status_code=code, headers=all_headers)
 
 
 def pending_headers(succeeded: Succeeded) -> dict[str, str]:
@@ -115,7 +125,7 @@ async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Resp
                 return PlainTextResponse(render_table(first.data), status, headers=headers)
             except NotATable as exc:
                 return error_response(ResponseFailure.NOT_ACCEPTABLE, str(exc), headers=headers)
-        return JSONResponse(first.data, status_code=status, headers=headers)
+        return JSONAnswer(first.data, status_code=status, headers=headers)
     if mode is not Mode.STREAM:
         # The client did not ask for a stream: it gets 204, and the job runs to its end.
         await batches.aclose()

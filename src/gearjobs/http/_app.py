@@ -183,7 +183,8 @@ class _Api:
         if not body.strip():
             return {}
         try:
-            value = json.loads(bytes(body), parse_constant=_no_constants, parse_float=_finite)
+            raw = bytes(body)
+            value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
         except (ValueError, RecursionError) as exc:
             raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
         if not isinstance(value, dict):
@@ -248,9 +249,9 @@ class _Api:
             raise
         except JobError as exc:
             if exc is ERR_RAN_TO_COMPLETION:
-                self.metrics.rejected.labels("ran-to-completion").inc()
+                self.metrics.rejected_for("ran-to-completion")
                 return _ran_to_completion(headers)
-            self.metrics.rejected.labels(exc.response_failure().value).inc()
+            self.metrics.rejected_for(exc.response_failure().value)
             return error_response(
                 exc.response_failure(), exc.message, exc.response_data(), headers=headers
             )
@@ -270,9 +271,7 @@ class _Api:
 
     def _count_refusal(self, refused: Refused) -> None:
         reason = {401: "unauthorized", 404: "unknown-job", 406: "not-acceptable", 413: "too-large"}
-        self.metrics.rejected.labels(
-            reason.get(refused.response.status_code, "invalid-request")
-        ).inc()
+        self.metrics.rejected_for(reason.get(refused.response.status_code, "invalid-request"))
 
     async def post_job(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -414,6 +413,10 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite)
+"""The decoder of request bodies: one for all (json.loads with options makes one a call)."""
+
+
 def _short(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
@@ -489,6 +492,8 @@ def create_app(
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     routes: list[BaseRoute] = [
+        # First: starting a job is the common request (routes are tried in order).
+        Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/stats", guarded(api.stats), methods=["GET"]),
@@ -496,7 +501,6 @@ def create_app(
         Route("/metrics", guarded(metrics_endpoint), methods=["GET"]),
         Route("/healthz", guarded(api.healthz), methods=["GET"]),
         Route("/jobs", guarded(api.list_jobs), methods=["GET"]),
-        Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
         Route("/jobs/{id}", guarded(api.get_job), methods=["GET"]),
         Route("/jobs/{id}/output", guarded(api.get_output), methods=["GET"]),
     ]

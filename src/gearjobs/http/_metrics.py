@@ -61,14 +61,28 @@ class Metrics:
             running.labels(queue.name).set_function(functools.partial(getattr, queue, "running"))
             queued.labels(queue.name).set_function(functools.partial(getattr, queue, "waiting"))
 
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per label set (it takes a lock)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def counted(self, handle: JobHandle, name: str) -> None:
         """Count what a dispatch did."""
         if not handle.joined:
-            self.dispatched.labels(name).inc()
+            self._child(self.dispatched, name).inc()
         elif handle.record.state.finished:
-            self.replayed.labels(name).inc()
+            self._child(self.replayed, name).inc()
         else:
-            self.joined.labels(name).inc()
+            self._child(self.joined, name).inc()
+
+    def rejected_for(self, reason: str) -> None:
+        """Count a refused request."""
+        self._child(self.rejected, reason).inc()
 
     def job_started(self, record: JobRecord, detail: Mapping[str, Any] | None) -> None:
         pass
@@ -77,9 +91,9 @@ class Metrics:
         outcome = record.state.value
         if record.failure is not None:
             outcome = f"{outcome}:{record.failure.value}"
-        self.finished.labels(record.name, outcome).inc()
+        self._child(self.finished, record.name, outcome).inc()
         if record.started_at is not None and record.finished_at is not None:
-            self.duration.labels(record.name).observe(
+            self._child(self.duration, record.name).observe(
                 max(0.0, record.finished_at - record.started_at)
             )
 
