@@ -281,18 +281,28 @@ class Dispatcher:
             if existing is None or existing.state is JobState.LOST or replace_run is not None:
                 raise ERR_RATE_LIMIT
             return await self._join_record(existing, job, record.fingerprint, context, response)
-        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._claiming[key] = marker
         try:
-            result = await self.store.claim(record, replace_run=replace_run)
-            if result.claimed:
-                return self._start(record, job, queue, context, response, detail)
+            result = self.store.claim_now(record, replace_run=replace_run)
         except BaseException:
             queue.release()
             raise
-        finally:
-            del self._claiming[key]
-            marker.set_result(None)
+        if result is None:  # the store must look: others asking for the id wait for it
+            marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._claiming[key] = marker
+            try:
+                result = await self.store.claim(record, replace_run=replace_run)
+            except BaseException:
+                queue.release()
+                raise
+            finally:
+                del self._claiming[key]
+                marker.set_result(None)
+        if result.claimed:
+            try:
+                return self._start(record, job, queue, context, response, detail)
+            except BaseException:
+                queue.release()
+                raise
         queue.release()
         run = self._active.get(key)
         if run is not None:

@@ -113,7 +113,7 @@ class _Api:
     def user(self, request: Request) -> str:
         if self.tokens is None:
             return ANONYMOUS
-        header = request.headers.get("authorization")
+        header = _header(request, "authorization")
         if header is None:
             raise Refused(self._unauthorized("this server needs Authorization: Bearer <token>"))
         scheme, _, token = header.partition(" ")
@@ -135,9 +135,9 @@ class _Api:
 
     @staticmethod
     def mode(request: Request) -> Mode:
-        accept = request.headers.get("x-accept")
+        accept = _header(request, "x-accept")
         if accept is None:
-            accept = request.headers.get("accept")
+            accept = _header(request, "accept")
         try:
             return negotiate(accept)
         except NotAcceptable as exc:
@@ -145,8 +145,8 @@ class _Api:
 
     @staticmethod
     def request_id(request: Request) -> RequestIdentifier:
-        given = request.headers.get("x-request-id")
-        key = request.headers.get("idempotency-key")
+        given = _header(request, "x-request-id")
+        key = _header(request, "idempotency-key")
         if given is not None and key is not None:
             raise _refuse(400, "send X-Request-Id or Idempotency-Key, not both")
         if given is not None:
@@ -169,7 +169,7 @@ class _Api:
             raise _refuse(400, exc.message) from None
 
     async def params(self, request: Request) -> dict[str, Any]:
-        length = request.headers.get("content-length")
+        length = _header(request, "content-length")
         if length is not None:
             if not _DIGITS.fullmatch(length):
                 raise _refuse(400, "Content-Length must be a whole number")
@@ -386,9 +386,26 @@ class _Api:
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
 
 
+def _header(request: Request, name: str) -> str | None:
+    """The first value of header `name` (lower case), from a dict made once per request.
+
+    Starlette's `request.headers.get` scans every header on each call; a request looks up
+    five or six.
+    """
+    scope = request.scope
+    headers: dict[str, str] | None = scope.get("gearjobs.headers")
+    if headers is None:
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(scope["headers"])  # the first of repeated ones wins
+        }
+        scope["gearjobs.headers"] = headers
+    return headers.get(name)
+
+
 def _resume_offset(request: Request) -> int:
     """Where a Server-Sent Events answer starts: right after the `Last-Event-ID` given."""
-    last = request.headers.get("last-event-id", "").strip()
+    last = (_header(request, "last-event-id") or "").strip()
     if not last:
         return 0
     if not _DIGITS.fullmatch(last) or len(last) > 18:

@@ -88,6 +88,13 @@ class Store(abc.ABC):
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         """Write the final record and the rest of its journal, in one step."""
 
+    def claim_now(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult | None:
+        """`claim` when the store can decide without waiting (else None: await `claim`).
+
+        Stores that keep what they need in memory answer here and spare the caller a wait.
+        """
+        return None
+
     def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
         """Start `finish` now and return its outcome to await.
 

@@ -24,6 +24,9 @@ class MemoryStore(Store):
         self._journals: dict[JobKey, list[Entry]] = {}
 
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
+        return self.claim_now(record, replace_run=replace_run)
+
+    def claim_now(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
         existing = self._records.get(record.key)
         if existing is not None:
             free = (

@@ -262,6 +262,12 @@ class SQLiteStore(Store):
     # Claims and records
 
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
+        result = self.claim_now(record, replace_run=replace_run)
+        if result is not None:
+            return result
+        return await self._submit(self._claim, record, replace_run)
+
+    def claim_now(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult | None:
         known = (record.key.user, str(record.key.id))
         if known not in self._known:
             # A new id: nothing in the file can hold it (this process is its only writer), so
@@ -273,7 +279,7 @@ class SQLiteStore(Store):
             self._unwritten[record.key] = claimed
             self._write_behind(self._insert_claim, claimed)
             return ClaimResult(True)
-        return await self._submit(self._claim, record, replace_run)
+        return None
 
     def _write_behind(self, func: Callable[..., Any], *args: Any) -> None:
         self._enqueue(func, *args).add_done_callback(_log_failed_write)
