@@ -1,5 +1,6 @@
 """What the SQLite store adds to the contract: a file that outlives the process."""
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -177,5 +178,26 @@ async def test_the_store_checkpoints_its_wal_into_the_file_while_it_runs(tmp_pat
         assert store._checkpoint is not None
         await store._checkpoint
         assert path.stat().st_size > size_before + 50 * 8192
+    finally:
+        await store.close()
+
+
+async def test_a_write_nobody_waits_for_is_committed_on_its_own(tmp_path: Path) -> None:
+    # Finished answers wait up to WRITE_BEHIND seconds to share a commit; with nothing else
+    # asked of the store, the write still reaches the file.
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        await store.claim(record)
+        record.state = JobState.SUCCEEDED
+        written = store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+        await asyncio.wait([written], timeout=10)  # a guard: it must end by itself
+        assert written.done()
+        with sqlite3.connect(path) as other:
+            (state,) = other.execute("SELECT state FROM jobs WHERE id = ?", (str(record.key.id),))
+        other.close()
+        assert state == ("succeeded",)
     finally:
         await store.close()

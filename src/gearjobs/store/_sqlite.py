@@ -122,6 +122,8 @@ class SQLiteStore(Store):
 
     CHECKPOINT_EVERY = 0.5
     """Seconds between checkpoints while there are writes (SQLite's own are turned off)."""
+    WRITE_BEHIND = 0.005
+    """Seconds a write that nobody waits for may wait to share a commit with others."""
 
     def __init__(self, path: str | Path = "gearjobs.db") -> None:
         self.path = Path(path)
@@ -133,6 +135,7 @@ class SQLiteStore(Store):
         self._unwritten: dict[JobKey, JobRecord] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
         self._batch: asyncio.Handle | None = None
+        self._batch_later = False
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._last_checkpoint = 0.0
@@ -148,14 +151,34 @@ class SQLiteStore(Store):
         """Run `func` in the next batch, after everything asked before."""
         return await self._enqueue(func, *args)
 
-    def _enqueue(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Queue `func` for the next batch now; its outcome comes in the future returned."""
+    def _enqueue(
+        self, func: Callable[..., T], *args: Any, waited_for: bool = True
+    ) -> asyncio.Future[T]:
+        """Queue `func` for the next batch now; its outcome comes in the future returned.
+
+        The batch runs in the next turn of the loop when someone waits for its outcome (a
+        read, a claim that needs the file), else within `WRITE_BEHIND` seconds: writes that
+        nobody waits for (new claims, finished answers) share fewer, larger commits. (A
+        commit writes every page it changed to the WAL; most of its cost does not grow
+        with the number of jobs in it.)
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._writes.append((functools.partial(func, *args), future))
-        if self._batch is None:
-            self._batch = loop.call_soon(self._run_batch)
+        if waited_for:
+            self._hurry()
+        elif self._batch is None:
+            self._batch = loop.call_later(self.WRITE_BEHIND, self._run_batch)
+            self._batch_later = True
         return future
+
+    def _hurry(self) -> None:
+        """Run the next batch in the next turn of the loop."""
+        if self._batch is None or self._batch_later:
+            if self._batch is not None:
+                self._batch.cancel()
+            self._batch = asyncio.get_running_loop().call_soon(self._run_batch)
+            self._batch_later = False
 
     def _run_batch(self) -> None:
         self._batch = None
@@ -282,7 +305,7 @@ class SQLiteStore(Store):
         return None
 
     def _write_behind(self, func: Callable[..., Any], *args: Any) -> None:
-        self._enqueue(func, *args).add_done_callback(_log_failed_write)
+        self._enqueue(func, *args, waited_for=False).add_done_callback(_log_failed_write)
 
     def _insert_claim(self, record: JobRecord) -> None:
         # Still unwritten unless finish() took it over (then its own write comes later).
@@ -353,13 +376,17 @@ class SQLiteStore(Store):
         )
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        await self.finish_soon(record, entries)
+        written = self.finish_soon(record, entries)
+        self._hurry()
+        await written
 
     def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
         encoded = [encode_entry(e) for e in entries]
         self._unwritten.pop(record.key, None)
-        return self._enqueue(self._finish, record.copy(), encoded, not self.live_journal)
+        return self._enqueue(
+            self._finish, record.copy(), encoded, not self.live_journal, waited_for=False
+        )
 
     def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]], whole: bool) -> None:
         # `whole`: the journal is written here in one piece, so it starts at position 0.
