@@ -35,18 +35,27 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-def start_gearjobs(port: int, store_url: str, workdir: Path) -> subprocess.Popen[bytes]:
+STACKS = {
+    "auto": ["--loop", "auto", "--http", "auto"],  # uvloop and httptools (installed with gearjobs)
+    "plain": ["--loop", "asyncio", "--http", "h11"],  # the standard library's loop, pure Python
+}
+"""uvicorn settings, the same for both servers of a comparison."""
+
+
+def start_gearjobs(
+    port: int, store_url: str, workdir: Path, stack: str = "auto"
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "gearjobs.cli", "serve", "--examples", "--port", str(port),
-        "--store", store_url, "--log-level", "warning", "--queue-fast", "100000",
+        "--store", store_url, "--log-level", "warning", "--queue-fast", "100000", *STACKS[stack],
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL)
 
 
-def start_bare(port: int) -> subprocess.Popen[bytes]:
+def start_bare(port: int, stack: str = "auto") -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-        "--host", "127.0.0.1", "--log-level", "warning",
+        "--host", "127.0.0.1", "--log-level", "warning", *STACKS[stack],
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=ROOT)
 

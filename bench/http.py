@@ -1,8 +1,10 @@
 """HTTP throughput and latency of `POST /jobs/echo` against a bare Starlette endpoint.
 
     python bench/http.py [--seconds 10] [--connections 32] [--repeat 3] [--store sqlite]
+                         [--stack auto|plain]
 
-Both servers run under uvicorn with the same settings (one process, log level warning), on
+Both servers run under uvicorn with the same settings (one process, log level warning; the
+stack `auto` is uvloop and httptools, `plain` the asyncio loop and h11), on
 127.0.0.1, driven by the same load generator (wrk, from Debian's `wrk` package) with the same
 script: a POST with a fresh X-Request-Id each request. Runs alternate between the two servers;
 the medians and the ratios are printed. Goals: throughput >= 0.7 of bare Starlette, p50
@@ -26,7 +28,7 @@ import tempfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import free_port, run_wrk, start_bare, start_gearjobs, wait_ready
+from bench._harness import STACKS, free_port, run_wrk, start_bare, start_gearjobs, wait_ready
 
 
 def main() -> None:
@@ -35,6 +37,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument(
+        "--stack",
+        choices=["auto", "plain"],
+        default="auto",
+        help="uvicorn's loop and parser for both servers: auto (uvloop, httptools) or plain "
+        "(asyncio, h11)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -43,7 +52,10 @@ def main() -> None:
         workdir = Path(tmp)
         ours_port, bare_port = free_port(), free_port()
         store_url = {"sqlite": f"sqlite:///{workdir}/bench.db", "memory": "memory://"}[args.store]
-        servers = [start_gearjobs(ours_port, store_url, workdir), start_bare(bare_port)]
+        servers = [
+            start_gearjobs(ours_port, store_url, workdir, args.stack),
+            start_bare(bare_port, args.stack),
+        ]
         try:
             ours_url = f"http://127.0.0.1:{ours_port}/jobs/echo"
             bare_url = f"http://127.0.0.1:{bare_port}/jobs/echo"
@@ -64,7 +76,7 @@ def main() -> None:
     }
     print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, median of {args.repeat}, "
-        f"gearjobs on {args.store}"
+        f"gearjobs on {args.store}, uvicorn stack {args.stack} ({' '.join(STACKS[args.stack])})"
     )
     for name, (rate, p50, p99) in med.items():
         print(f"{name:>9}: {rate:8,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")

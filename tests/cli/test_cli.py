@@ -226,3 +226,12 @@ def test_a_malformed_server_url_is_a_usage_error() -> None:
     )
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "stack", [["--loop", "asyncio", "--http", "h11"], ["--loop", "uvloop", "--http", "httptools"]]
+)
+def test_serve_takes_either_loop_and_parser(tmp_path: Path, stack: list[str]) -> None:
+    with ServerProcess("--examples", "--store", "memory://", *stack, cwd=tmp_path) as s:
+        r = httpx.post(f"{s.url}/jobs/echo", json={"a": 1})
+        assert (r.status_code, r.json()) == (200, {"echo": {"a": 1}})

@@ -106,6 +106,23 @@ def _load_extensions(spec: str) -> list[JobExtension]:
     envvar=_env("LOG_FORMAT"),
 )
 @click.option(
+    "--loop",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    default="auto",
+    show_default=True,
+    envvar=_env("LOOP"),
+    help="event loop (auto: uvloop when installed)",
+)
+@click.option(
+    "--http",
+    "http_impl",
+    type=click.Choice(["auto", "h11", "httptools"]),
+    default="auto",
+    show_default=True,
+    envvar=_env("HTTP"),
+    help="HTTP/1.1 parser (auto: httptools when installed)",
+)
+@click.option(
     "--log-params/--no-log-params",
     default=False,
     envvar=_env("LOG_PARAMS"),
@@ -128,6 +145,8 @@ def serve(
     body_limit: int,
     log_level: str,
     log_format: str,
+    loop: str,
+    http_impl: str,
     log_params: bool,
 ) -> None:
     """Run the HTTP API under uvicorn."""
@@ -188,6 +207,8 @@ def serve(
         host=host,
         port=port,
         log_level=log_level.lower(),
+        loop=loop,
+        http=http_impl,
         # With JSON logs, uvicorn's own lines go through the same JSON handler.
         log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # Open streams may run as long as the jobs they follow are given to finish.
