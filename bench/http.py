@@ -28,7 +28,15 @@ import tempfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import STACKS, free_port, run_wrk, start_bare, start_gearjobs, wait_ready
+from bench._harness import (
+    STACKS,
+    free_port,
+    run_wrk,
+    start_bare,
+    start_gearjobs,
+    start_redis,
+    wait_ready,
+)
 
 
 def main() -> None:
@@ -36,7 +44,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--store", choices=["sqlite", "memory", "redis"], default="sqlite")
     parser.add_argument(
         "--stack",
         choices=["auto", "plain"],
@@ -51,10 +59,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         ours_port, bare_port = free_port(), free_port()
-        store_url = {"sqlite": f"sqlite:///{workdir}/bench.db", "memory": "memory://"}[args.store]
+        helpers = []
+        if args.store == "redis":
+            redis_port = free_port()
+            helpers.append(start_redis(redis_port, workdir))
+            store_url = f"redis://127.0.0.1:{redis_port}/0"
+        else:
+            store_url = {"sqlite": f"sqlite:///{workdir}/bench.db", "memory": "memory://"}[
+                args.store
+            ]
         servers = [
             start_gearjobs(ours_port, store_url, workdir, args.stack),
             start_bare(bare_port, args.stack),
+            *helpers,
         ]
         try:
             ours_url = f"http://127.0.0.1:{ours_port}/jobs/echo"

@@ -427,7 +427,9 @@ class Dispatcher:
         run.executing = True
         lost = False
         try:
-            if self.store.live_journal:
+            if self.store.live_journal and queue is self.slow:
+                # Other nodes see a slow job running. A fast job (short by its contract) is
+                # not worth a round trip to the store: its record goes from queued to its end.
                 await self.store.update(record)
             if is_async_job(job):
                 result: Any = job.execute(response)
