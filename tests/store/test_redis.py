@@ -132,3 +132,30 @@ def test_redis_urls_carry_the_lease_and_prefix() -> None:
         "app",
         60,
     )
+
+
+async def test_claims_from_one_loop_turn_share_a_pipeline_and_each_gets_its_own_answer(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    a, _ = nodes
+    records = [job("a") for _ in range(20)]
+    taken = records[0]
+    assert (await a.claim(taken)).claimed
+    again = JobRecord(taken.key, "count", "fp", node="a", created_at=1)
+    results = await asyncio.gather(*(a.claim(r) for r in [*records[1:], again]))
+    assert [r.claimed for r in results] == [True] * 19 + [False]
+    assert results[-1].existing is not None and results[-1].existing.key == taken.key
+
+
+async def test_scripts_the_server_forgot_are_loaded_again(
+    nodes: tuple[RedisStore, RedisStore], redis_server: RedisServer
+) -> None:
+    a, _ = nodes
+    assert (await a.claim(job("a"))).claimed
+    await a._redis.script_flush()  # as after a restart of Redis
+    record = job("a")
+    assert (await a.claim(record)).claimed
+    record.state = JobState.SUCCEEDED
+    await a.finish(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+    stored = await a.get(record.key)
+    assert stored is not None and stored.state is JobState.SUCCEEDED

@@ -47,6 +47,9 @@ logger = logging.getLogger("gearjobs.store")
 
 T = TypeVar("T")
 
+_ScriptCall = tuple[Any, int, list[Any], "asyncio.Future[Any]", str]
+"""A script, its number of keys, its keys and arguments, the caller's future, what it does."""
+
 
 CLAIM = """
 local rec, jnl, remembered = KEYS[1], KEYS[2], KEYS[3]
@@ -268,6 +271,10 @@ class RedisStore(Store):
         self._lose = self._redis.register_script(LOSE)
         self._renew = self._redis.register_script(RENEW)
         self._prune = self._redis.register_script(PRUNE)
+        self._pending: list[_ScriptCall] = []
+        """Script calls of this loop turn, sent together in the next (see `_eval`)."""
+        self._sending: asyncio.Handle | None = None
+        self._senders: set[asyncio.Task[None]] = set()
         self._held: dict[str, str] = {}  # member -> node, for the leases this process renews
         self._runs: dict[str, int] = {}  # member -> run, for the jobs this process claimed
         self._keeper: asyncio.Task[None] | None = None
@@ -300,6 +307,64 @@ class RedisStore(Store):
             ) from exc
         except RedisError as exc:
             raise StoreUnavailable(f"the job store (Redis) failed to {what}: {exc}") from exc
+
+    def _eval(self, script: Any, keys: list[str], args: list[Any], what: str) -> Awaitable[Any]:
+        """Run a Lua script, in one pipeline with the other calls of this loop turn.
+
+        Every job makes two or three script calls; sent one by one, redis-py's own work per
+        command (pool, health check, timeout, parsing) cost more than Redis did. Calls made
+        during one turn of the event loop go in one pipeline (not a transaction: each script
+        is atomic on its own) in the next.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, len(keys), [*keys, *args], future, what))
+        if self._sending is None:
+            self._sending = loop.call_soon(self._send_pending)
+        return future
+
+    def _send_pending(self) -> None:
+        self._sending = None
+        calls, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._send(calls))
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
+
+    async def _send(self, calls: list[_ScriptCall]) -> None:
+        from redis.exceptions import NoScriptError, RedisError
+
+        try:
+            replies = await self._call("send scripts", lambda: self._pipeline(calls))
+            missing = [call for call, reply in zip(calls, replies, strict=True)
+                       if isinstance(reply, NoScriptError)]  # fmt: skip
+            if missing:  # the server lost its scripts (a restart, SCRIPT FLUSH): load, again
+                for script in {id(call[0]): call[0] for call in missing}.values():
+                    load = functools.partial(self._redis.script_load, script.script)
+                    script.sha = await self._call("load a script", load)
+                again = iter(await self._call("send scripts", lambda: self._pipeline(missing)))
+                replies = [next(again) if isinstance(reply, NoScriptError) else reply
+                           for reply in replies]  # fmt: skip
+        except BaseException as exc:
+            for *_, future, _ in calls:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, future, what), reply in zip(calls, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, RedisError):
+                failed = StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}")
+                future.set_exception(failed)
+            else:
+                future.set_result(reply)
+
+    async def _pipeline(self, calls: list[_ScriptCall]) -> Any:
+        pipe = self._redis.pipeline(transaction=False)
+        for script, numkeys, keys_and_args, _, _ in calls:
+            pipe.evalsha(script.sha, numkeys, *keys_and_args)
+        return await pipe.execute(raise_on_error=False)
 
     # Life cycle
 
@@ -396,7 +461,7 @@ class RedisStore(Store):
             self._k("lease", key),
             self._k("idx"),
         ]
-        reply = await self._call("claim an id", lambda: self._claim(keys=keys, args=args))
+        reply = await self._eval(self._claim, keys, args, "claim an id")
         words = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         if words and words[0] == "__claimed__":
             record.run = int(words[1])
@@ -420,12 +485,10 @@ class RedisStore(Store):
         return None if score is None else self._tombstone(key)
 
     async def update(self, record: JobRecord) -> None:
-        await self._call(
+        await self._eval(
+            self._update, [self._k("rec", record.key)], [record.run, *_fields(record)],
             "update a record",
-            lambda: self._update(
-                keys=[self._k("rec", record.key)], args=[record.run, *_fields(record)]
-            ),
-        )
+        )  # fmt: skip
 
     # Journals
 
@@ -443,9 +506,8 @@ class RedisStore(Store):
         flat: list[Any] = [run]
         for entry in entries:
             flat += list(encode_entry(entry))
-        await self._call(
-            "append to a journal",
-            lambda: self._append(keys=[self._k("rec", key), self._k("jnl", key)], args=flat),
+        await self._eval(
+            self._append, [self._k("rec", key), self._k("jnl", key)], flat, "append to a journal"
         )
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
@@ -472,9 +534,7 @@ class RedisStore(Store):
             self._k("finished"),
         ]
         try:
-            result = await self._call(
-                "record an answer", lambda: self._finish(keys=keys, args=args)
-            )
+            result = await self._eval(self._finish, keys, args, "record an answer")
         finally:
             self._held.pop(member, None)
             self._runs.pop(member, None)
