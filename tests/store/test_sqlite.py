@@ -201,3 +201,26 @@ async def test_a_write_nobody_waits_for_is_committed_on_its_own(tmp_path: Path) 
         assert state == ("succeeded",)
     finally:
         await store.close()
+
+
+async def test_the_wal_starts_over_after_each_checkpoint_instead_of_growing(
+    tmp_path: Path,
+) -> None:
+    # A checkpoint that runs alongside writes never catches up, and the WAL then grows
+    # without end; the store holds its batches while one runs.
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    store.CHECKPOINT_EVERY = 0.0
+    await store.open()
+    try:
+        chunk = Chunk(b"x" * 8192)
+        for _ in range(100):
+            record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+            await store.claim(record)
+            record.state = JobState.SUCCEEDED
+            await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), chunk])
+        wal = path.with_name(path.name + "-wal")
+        assert path.stat().st_size > 100 * 8192  # everything reached the file
+        assert wal.stat().st_size < 1024 * 1024  # about one batch, not the 100
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
@@ -182,6 +183,8 @@ class SQLiteStore(Store):
 
     def _run_batch(self) -> None:
         self._batch = None
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return  # the checkpoint's end runs this batch
         batch, self._writes = self._writes, []
         try:
             outcomes = self._apply([func for func, _ in batch])
@@ -223,16 +226,26 @@ class SQLiteStore(Store):
         return outcomes
 
     def _maybe_checkpoint(self) -> None:
-        """Start a checkpoint on the store's thread when the last is old enough and done."""
+        """Start a checkpoint on the store's thread when the last one is old enough.
+
+        No batch runs until it ends (the event loop does not wait; what is asked meanwhile
+        waits in the queue), so it copies the whole WAL into the file and the next write
+        starts the WAL from its beginning: with writes running alongside, a checkpoint would
+        never catch up and the WAL would grow without end.
+        """
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now - self._last_checkpoint < self.CHECKPOINT_EVERY:
             return
-        if self._checkpoint is not None and not self._checkpoint.done():
-            return
         self._last_checkpoint = now
         self._checkpoint = loop.run_in_executor(self._executor, self._run_checkpoint)
-        self._checkpoint.add_done_callback(_log_failed_checkpoint)
+        self._checkpoint.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        _log_failed_checkpoint(done)
+        if self._writes and self._batch is None:
+            self._batch = asyncio.get_running_loop().call_soon(self._run_batch)
+            self._batch_later = False
 
     def _run_checkpoint(self) -> None:
         if self._checkpointer is None:
@@ -260,6 +273,8 @@ class SQLiteStore(Store):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA wal_autocheckpoint=0")  # the store's thread checkpoints
+            db.execute("PRAGMA journal_size_limit=67108864")  # a restarted WAL shrinks to 64 MiB
+            db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the id indexes are written at random
             db.executescript(SCHEMA)
             self._known = set(db.execute("SELECT user, id FROM jobs"))
         except sqlite3.Error as exc:
@@ -267,6 +282,9 @@ class SQLiteStore(Store):
         self._db = db
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
         if self._batch is not None:  # what was asked for is written first
             self._batch.cancel()
             self._run_batch()
