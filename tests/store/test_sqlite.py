@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -223,4 +224,51 @@ async def test_the_wal_starts_over_after_each_checkpoint_instead_of_growing(
         assert path.stat().st_size > 100 * 8192  # everything reached the file
         assert wal.stat().st_size < 1024 * 1024  # about one batch, not the 100
     finally:
+        await store.close()
+
+
+class SlowCheckpoints(SQLiteStore):
+    """Checkpoints that wait for the test (as on a slow disk)."""
+
+    CHECKPOINT_EVERY = 0.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.go_on = threading.Event()
+
+    def _run_checkpoint(self) -> None:
+        self.go_on.wait(30)
+        super()._run_checkpoint()
+
+
+async def test_reads_go_on_while_a_checkpoint_runs_and_writes_wait_for_its_end(
+    tmp_path: Path,
+) -> None:
+    store = SlowCheckpoints(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        first = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        await store.claim(first)
+        first.state = JobState.SUCCEEDED
+        await store.finish(first, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+        assert store._checkpoint is not None and not store._checkpoint.done()
+        reading = asyncio.ensure_future(store.get(first.key))
+        await asyncio.wait([reading], timeout=10)  # a guard: the old store waited here
+        assert reading.done() and not store._checkpoint.done(), "read during the checkpoint"
+        seen = reading.result()
+        assert seen is not None and seen.state is JobState.SUCCEEDED
+        assert await store.read(first.key) == [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)]
+        second = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        await store.claim(second)
+        written = store.finish_soon(second, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 2)])
+        store._hurry()
+        after = asyncio.ensure_future(store.get(second.key))  # asked after a held write
+        for _ in range(3):  # a batch runs one loop turn after it is asked for
+            await asyncio.sleep(0)
+        assert not written.done() and not after.done(), "both wait for the checkpoint"
+        store.go_on.set()
+        await written
+        assert (await after) is not None
+    finally:
+        store.go_on.set()
         await store.close()

@@ -130,7 +130,8 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gearjobs-sqlite")
         self._db: sqlite3.Connection | None = None
-        self._writes: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._writes: list[tuple[Callable[[], Any], asyncio.Future[Any], bool]] = []
+        """What was asked, in order: the statement, its outcome, whether it writes."""
         self._known: set[tuple[str, str]] = set()
         """(user, id) of every record in the file: a claim of any other id needs no read."""
         self._unwritten: dict[JobKey, JobRecord] = {}
@@ -152,8 +153,12 @@ class SQLiteStore(Store):
         """Run `func` in the next batch, after everything asked before."""
         return await self._enqueue(func, *args)
 
+    async def _submit_read(self, func: Callable[..., T], *args: Any) -> T:
+        """Like `_submit`, for `func` that only reads: it may run while a checkpoint does."""
+        return await self._enqueue(func, *args, writes=False)
+
     def _enqueue(
-        self, func: Callable[..., T], *args: Any, waited_for: bool = True
+        self, func: Callable[..., T], *args: Any, waited_for: bool = True, writes: bool = True
     ) -> asyncio.Future[T]:
         """Queue `func` for the next batch now; its outcome comes in the future returned.
 
@@ -165,7 +170,7 @@ class SQLiteStore(Store):
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._writes.append((functools.partial(func, *args), future))
+        self._writes.append((functools.partial(func, *args), future, writes))
         if waited_for:
             self._hurry()
         elif self._batch is None:
@@ -184,28 +189,40 @@ class SQLiteStore(Store):
     def _run_batch(self) -> None:
         self._batch = None
         if self._checkpoint is not None and not self._checkpoint.done():
-            return  # the checkpoint's end runs this batch
-        batch, self._writes = self._writes, []
+            # Writes wait for the checkpoint's end (which runs them); reads asked before any
+            # of them need not.
+            reads = 0
+            while reads < len(self._writes) and not self._writes[reads][2]:
+                reads += 1
+            if reads == 0:
+                return
+            batch, self._writes = self._writes[:reads], self._writes[reads:]
+        else:
+            batch, self._writes = self._writes, []
+        read_only = not any(writes for _, _, writes in batch)
         try:
-            outcomes = self._apply([func for func, _ in batch])
+            outcomes = self._apply([func for func, _, _ in batch], read_only=read_only)
         except Exception as exc:  # the transaction itself failed: every write did
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        self._maybe_checkpoint()
+        if not read_only:
+            self._maybe_checkpoint()
 
-    def _apply(self, funcs: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    def _apply(
+        self, funcs: list[Callable[[], Any]], *, read_only: bool = False
+    ) -> list[tuple[bool, Any]]:
         """All writes in one transaction; if one fails, each again in a transaction of its own."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
         try:
             results = [func() for func in funcs]
             db.execute("COMMIT")
@@ -220,7 +237,7 @@ class SQLiteStore(Store):
         outcomes: list[tuple[bool, Any]] = []
         for func in funcs:
             try:
-                outcomes.append((True, self._apply([func])[0][1]))
+                outcomes.append((True, self._apply([func], read_only=read_only)[0][1]))
             except Exception as exc:
                 outcomes.append((False, exc))
         return outcomes
@@ -358,7 +375,7 @@ class SQLiteStore(Store):
         return ClaimResult(True)
 
     async def get(self, key: JobKey) -> JobRecord | None:
-        return await self._submit(self._get, key)
+        return await self._submit_read(self._get, key)
 
     def _get(self, key: JobKey) -> JobRecord | None:
         row = self.db.execute(
@@ -413,7 +430,7 @@ class SQLiteStore(Store):
             self._append(record.key, encoded, fresh=whole)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
-        rows = await self._submit(self._read, key, offset, limit)
+        rows = await self._submit_read(self._read, key, offset, limit)
         return [decode_entry(kind, payload) for kind, payload in rows]
 
     def _read(self, key: JobKey, offset: int, limit: int) -> list[tuple[str, bytes]]:
@@ -452,7 +469,7 @@ class SQLiteStore(Store):
             f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
-        rows = await self._submit(lambda: self.db.execute(sql, (*args, limit)).fetchall())
+        rows = await self._submit_read(lambda: self.db.execute(sql, (*args, limit)).fetchall())
         return [_record(row) for row in rows]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
