@@ -161,6 +161,15 @@ async def test_a_file_of_the_first_schema_opens_with_its_jobs(tmp_path: Path) ->
     assert "jobs_node" not in indexes and "jobs_unfinished" in indexes
 
 
+async def finish_jobs(store: SQLiteStore, count: int, chunk: Chunk) -> None:
+    """Claim and finish `count` jobs, one at a time, each answering `chunk` as text."""
+    for _ in range(count):
+        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        await store.claim(record)
+        record.state = JobState.SUCCEEDED
+        await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), chunk])
+
+
 async def test_the_store_checkpoints_its_wal_into_the_file_while_it_runs(tmp_path: Path) -> None:
     # SQLite's own checkpoints are off (they would sync on the event loop); the store's thread
     # runs them instead. Without them the WAL would hold every write until close.
@@ -170,12 +179,7 @@ async def test_the_store_checkpoints_its_wal_into_the_file_while_it_runs(tmp_pat
     await store.open()
     try:
         size_before = path.stat().st_size
-        chunk = Chunk(b"x" * 8192)
-        for _ in range(50):
-            record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
-            await store.claim(record)
-            record.state = JobState.SUCCEEDED
-            await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), chunk])
+        await finish_jobs(store, 50, Chunk(b"x" * 8192))
         assert store._checkpoint is not None
         await store._checkpoint
         assert path.stat().st_size > size_before + 50 * 8192
@@ -214,12 +218,7 @@ async def test_the_wal_starts_over_after_each_checkpoint_instead_of_growing(
     store.CHECKPOINT_EVERY = 0.0
     await store.open()
     try:
-        chunk = Chunk(b"x" * 8192)
-        for _ in range(100):
-            record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
-            await store.claim(record)
-            record.state = JobState.SUCCEEDED
-            await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), chunk])
+        await finish_jobs(store, 100, Chunk(b"x" * 8192))
         wal = path.with_name(path.name + "-wal")
         assert path.stat().st_size > 100 * 8192  # everything reached the file
         assert wal.stat().st_size < 1024 * 1024  # about one batch, not the 100
