@@ -1,13 +1,15 @@
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.jobs import ClientResponse, GearjobsError, JobError, RequestIdentifier, Response
 from gearjobs.jobs import ResponseFailure as F
-from gearjobs.store import Entry, JobKey, JobRecord, JobState, MemoryStore
+from gearjobs.store import Entry, JobKey, JobRecord, JobState, MemoryStore, SQLiteStore
 
 from .helpers import OK, BlockingJob, DataJob, Gate
 
@@ -212,3 +214,23 @@ async def test_when_the_store_falls_behind_the_workers_wait_for_it() -> None:
         store.release()
         await waiting
         assert fourth.runs == 1
+
+
+async def test_a_cancelled_listing_does_not_cancel_the_answers_being_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    async with Dispatcher(store=store) as dispatcher:
+        ids = [RequestIdentifier.new() for _ in range(5)]
+        for ident in ids:
+            await (await dispatcher.dispatch(ident, DataJob("x")))
+        listing = asyncio.ensure_future(dispatcher.list_records())
+        await asyncio.sleep(0)  # the listing now waits for the answers being written
+        listing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listing
+        for ident in ids:
+            await dispatcher.recorded(JobKey("anonymous", ident))
+            stored = await store.get(JobKey("anonymous", ident))
+            assert stored is not None and stored.state is JobState.SUCCEEDED
+    assert "not recorded" not in caplog.text

@@ -11,6 +11,7 @@ from gearjobs.store import (
     ENDED,
     Body,
     Chunk,
+    ClaimResult,
     Entry,
     Failed,
     JobKey,
@@ -159,3 +160,31 @@ async def test_scripts_the_server_forgot_are_loaded_again(
     await a.finish(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
     stored = await a.get(record.key)
     assert stored is not None and stored.state is JobState.SUCCEEDED
+
+
+async def test_a_failed_script_reload_fails_only_the_calls_that_did_not_run(
+    nodes: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from gearjobs.store._redis import CLAIM
+
+    a, _ = nodes
+    running = job("a")
+    assert (await a.claim(running)).claimed
+    await a._redis.script_flush()  # Redis forgot every script...
+    await a._redis.script_load(CLAIM)  # ...but the claim script is back
+
+    async def unreachable(script: str) -> str:
+        raise RedisConnectionError("connection lost while loading a script")
+
+    monkeypatch.setattr(a._redis, "script_load", unreachable)
+    fresh = job("a")
+    running.state = JobState.SUCCEEDED
+    claimed, finished = await asyncio.gather(  # one pipeline: CLAIM runs, FINISH is missing
+        a.claim(fresh),
+        a.finish(running, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)]),
+        return_exceptions=True,
+    )
+    assert isinstance(claimed, ClaimResult) and claimed.claimed, "the claim that ran is won"
+    assert isinstance(finished, StoreUnavailable)

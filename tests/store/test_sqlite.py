@@ -271,3 +271,24 @@ async def test_reads_go_on_while_a_checkpoint_runs_and_writes_wait_for_its_end(
     finally:
         store.go_on.set()
         await store.close()
+
+
+async def test_a_lost_id_pruned_and_claimed_in_one_batch_stays_known(tmp_path: Path) -> None:
+    # Prune drops a lost record past retention; a claim of the same id (the same request,
+    # which a lost id allows) lands later in the same batch. The id is in the file again, so
+    # a third claim must not be decided in memory as if the id were new.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        key = JobKey("u", RequestIdentifier.new())
+        assert (await store.claim(JobRecord(key, "echo", "f", node="n", created_at=1))).claimed
+        assert [r.key for r in await store.recover("n", now=2.0)] == [key]
+        pruned, again = await asyncio.gather(
+            store.prune(now=100.0, retention=10.0, remember=10),
+            store.claim(JobRecord(key, "echo", "f", node="n", created_at=3)),
+        )
+        assert pruned == 1 and again.claimed
+        third = await store.claim(JobRecord(key, "echo", "f", node="n", created_at=4))
+        assert not third.claimed, "the job claimed by the second request still holds the id"
+    finally:
+        await store.close()

@@ -209,7 +209,8 @@ class Dispatcher:
             if current is None or current.executing:
                 task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        await asyncio.gather(*self._recording, return_exceptions=True)
+        if self._recording:  # wait, not gather: cancelling a gather cancels the writes
+            await asyncio.wait(set(self._recording))
         for run in list(self._active.values()):
             await self._lose(run)
         for queue in (self.fast, self.slow):
@@ -574,8 +575,8 @@ class Dispatcher:
 
     async def _written(self) -> None:
         """Wait for the answers being written to the store now (each write takes one batch)."""
-        if self._recording:
-            await asyncio.gather(*self._recording, return_exceptions=True)
+        if self._recording:  # wait, not gather: a cancelled caller must not cancel the writes
+            await asyncio.wait(set(self._recording))
 
     async def recorded(self, key: JobKey) -> None:
         """Wait until the store holds the final record of a job that runs here (if one does).

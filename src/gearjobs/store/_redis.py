@@ -177,6 +177,24 @@ return 1
 """
 
 
+def _fail(calls: list[_ScriptCall], exc: BaseException) -> None:
+    for *_, future, _ in calls:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _answer(call: _ScriptCall, reply: Any) -> None:
+    from redis.exceptions import RedisError
+
+    *_, future, what = call
+    if future.done():
+        return
+    if isinstance(reply, RedisError):
+        future.set_exception(StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}"))
+    else:
+        future.set_result(reply)
+
+
 def _member(key: JobKey) -> str:
     return f"{key.id}:{key.user}"
 
@@ -331,34 +349,35 @@ class RedisStore(Store):
         task.add_done_callback(self._senders.discard)
 
     async def _send(self, calls: list[_ScriptCall]) -> None:
-        from redis.exceptions import NoScriptError, RedisError
+        from redis.exceptions import NoScriptError
 
         try:
             replies = await self._call("send scripts", lambda: self._pipeline(calls))
-            missing = [call for call, reply in zip(calls, replies, strict=True)
-                       if isinstance(reply, NoScriptError)]  # fmt: skip
-            if missing:  # the server lost its scripts (a restart, SCRIPT FLUSH): load, again
-                for script in {id(call[0]): call[0] for call in missing}.values():
-                    load = functools.partial(self._redis.script_load, script.script)
-                    script.sha = await self._call("load a script", load)
-                again = iter(await self._call("send scripts", lambda: self._pipeline(missing)))
-                replies = [next(again) if isinstance(reply, NoScriptError) else reply
-                           for reply in replies]  # fmt: skip
         except BaseException as exc:
-            for *_, future, _ in calls:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(calls, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (*_, future, what), reply in zip(calls, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, RedisError):
-                failed = StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}")
-                future.set_exception(failed)
+        missing = []
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                missing.append(call)
             else:
-                future.set_result(reply)
+                _answer(call, reply)  # what ran is answered now, whatever happens next
+        if not missing:
+            return
+        try:  # the server lost its scripts (a restart, SCRIPT FLUSH): load them, send again
+            for script in {id(call[0]): call[0] for call in missing}.values():
+                load = functools.partial(self._redis.script_load, script.script)
+                script.sha = await self._call("load a script", load)
+            replies = await self._call("send scripts", lambda: self._pipeline(missing))
+        except BaseException as exc:
+            _fail(missing, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for call, reply in zip(missing, replies, strict=True):
+            _answer(call, reply)
 
     async def _pipeline(self, calls: list[_ScriptCall]) -> Any:
         pipe = self._redis.pipeline(transaction=False)

@@ -356,6 +356,7 @@ class SQLiteStore(Store):
             f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT DO NOTHING", _row(record)
         )
         if inserted.rowcount == 1:
+            self._known.add((user, ident))  # a prune earlier in this batch may have dropped it
             return ClaimResult(True)
         row = db.execute(
             f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
@@ -372,6 +373,7 @@ class SQLiteStore(Store):
             record.run = existing.run + 1
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
         db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+        self._known.add((user, ident))
         return ClaimResult(True)
 
     async def get(self, key: JobKey) -> JobRecord | None:
@@ -499,20 +501,21 @@ class SQLiteStore(Store):
         # In small batches, each its own transaction, so requests interleave with pruning.
         changed = 0
         while True:
-            done, gone = await self._submit(self._prune_batch, now - retention)
-            self._known.difference_update(gone)
+            done = await self._submit(self._prune_batch, now - retention)
             changed += done
             if done < PRUNE_BATCH:
                 break
         while True:
-            done, gone = await self._submit(self._forget_batch, remember)
-            self._known.difference_update(gone)
+            done = await self._submit(self._forget_batch, remember)
             changed += done
             if done < PRUNE_BATCH:
                 break
         return changed
 
-    def _prune_batch(self, horizon: float) -> tuple[int, list[tuple[str, str]]]:
+    # Batches run on the event loop's thread, in the order asked: `_known` changes here, at
+    # the point of the batch where the rows change, so a claim later in the batch sees it.
+
+    def _prune_batch(self, horizon: float) -> int:
         db = self.db
         rows = db.execute(
             "SELECT user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
@@ -526,16 +529,18 @@ class SQLiteStore(Store):
                 gone.append((user, ident))
             else:
                 db.execute("UPDATE jobs SET kept = 0 WHERE user = ? AND id = ?", (user, ident))
-        return len(rows), gone
+        self._known.difference_update(gone)
+        return len(rows)
 
-    def _forget_batch(self, remember: int) -> tuple[int, list[tuple[str, str]]]:
+    def _forget_batch(self, remember: int) -> int:
         db = self.db
         rows = db.execute(
             "SELECT user, id FROM jobs WHERE kept = 0 ORDER BY finished_at DESC LIMIT ? OFFSET ?",
             (PRUNE_BATCH, remember),
         ).fetchall()
         db.executemany("DELETE FROM jobs WHERE user = ? AND id = ?", rows)
-        return len(rows), [(user, ident) for user, ident in rows]
+        self._known.difference_update((user, ident) for user, ident in rows)
+        return len(rows)
 
 
 _MARKS = ", ".join("?" * len(COLUMNS.split(",")))
