@@ -292,3 +292,30 @@ async def test_a_lost_id_pruned_and_claimed_in_one_batch_stays_known(tmp_path: P
         assert not third.claimed, "the job claimed by the second request still holds the id"
     finally:
         await store.close()
+
+
+async def test_a_one_entry_answer_lives_in_the_jobs_row_until_retention_drops_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    await store.open()
+    answer = [Succeeded(ResponseSuccess.OK, Body.DATA, {"n": "1"}, {"echo": 1})]
+    try:
+        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        await store.claim(record)
+        record.state, record.finished_at = JobState.SUCCEEDED, 5.0
+        await store.finish(record, answer)
+        with sqlite3.connect(path) as other:
+            (rows,) = other.execute("SELECT count(*) FROM journal").fetchone()
+        other.close()
+        assert rows == 0, "no journal rows: the answer is in the job's row"
+        await store.update(record)  # writing the record again keeps its answer
+        assert await store.read(record.key) == answer
+        assert await store.read(record.key, 1) == []
+        await store.prune(now=100.0, retention=10.0, remember=10)
+        assert await store.read(record.key) == []
+        pruned = await store.get(record.key)
+        assert pruned is not None and not pruned.kept
+    finally:
+        await store.close()
