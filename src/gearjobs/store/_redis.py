@@ -308,6 +308,17 @@ class RedisStore(Store):
 
     # Keys
 
+    def _job_keys(self, key: JobKey, last: str) -> list[str]:
+        """The keys of the claim and final-write scripts; they differ in the last one."""
+        return [
+            self._k("rec", key),
+            self._k("jnl", key),
+            self._k("remembered"),
+            self._k("active"),
+            self._k("lease", key),
+            self._k(last),
+        ]
+
     def _k(self, kind: str, key: JobKey | None = None) -> str:
         if key is None:
             return f"{self.prefix}:{kind}"
@@ -472,14 +483,7 @@ class RedisStore(Store):
             repr(record.created_at),
             *_fields(record),
         ]
-        keys = [
-            self._k("rec", key),
-            self._k("jnl", key),
-            self._k("remembered"),
-            self._k("active"),
-            self._k("lease", key),
-            self._k("idx"),
-        ]
+        keys = self._job_keys(key, "idx")
         reply = await self._eval(self._claim, keys, args, "claim an id")
         words = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         if words and words[0] == "__claimed__":
@@ -544,14 +548,7 @@ class RedisStore(Store):
         ]
         for entry in entries:
             args += list(encode_entry(entry))
-        keys = [
-            self._k("rec", key),
-            self._k("jnl", key),
-            self._k("remembered"),
-            self._k("active"),
-            self._k("lease", key),
-            self._k("finished"),
-        ]
+        keys = self._job_keys(key, "finished")
         try:
             result = await self._eval(self._finish, keys, args, "record an answer")
         finally:

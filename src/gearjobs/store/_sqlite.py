@@ -140,6 +140,7 @@ class SQLiteStore(Store):
         """Claims not yet written: a job that finishes first writes its record only once."""
         self._batch: asyncio.Handle | None = None
         self._batch_later = False
+        """The next batch is on a timer: only writes that nobody waits for are queued."""
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._last_checkpoint = 0.0
@@ -262,9 +263,8 @@ class SQLiteStore(Store):
 
     def _checkpointed(self, done: asyncio.Future[None]) -> None:
         _log_failed_checkpoint(done)
-        if self._writes and self._batch is None:
-            self._batch = asyncio.get_running_loop().call_soon(self._run_batch)
-            self._batch_later = False
+        if self._writes:
+            self._hurry()
 
     def _run_checkpoint(self) -> None:
         if self._checkpointer is None:
@@ -436,7 +436,7 @@ class SQLiteStore(Store):
         # journal of one entry (a data answer, a failure) is kept in the job's own row: one
         # B-tree insert a job instead of two, and half the pages a commit writes.
         if whole and len(encoded) == 1:
-            (kind, payload), *_ = encoded
+            kind, payload = encoded[0]
             self.db.execute(_INSERT_WITH_ANSWER, (*_row(record), kind, payload))
             return
         self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
@@ -449,12 +449,13 @@ class SQLiteStore(Store):
 
     def _read(self, key: JobKey, offset: int, limit: int) -> list[tuple[str, bytes]]:
         db = self.db
-        held = db.execute(
-            "SELECT answer_kind, answer FROM jobs WHERE user = ? AND id = ?",
-            (key.user, str(key.id)),
-        ).fetchone()
-        if held is not None and held[0] is not None:  # a one-entry answer in the row
-            return [(held[0], held[1])] if offset == 0 and limit > 0 else []
+        if offset == 0:  # a one-entry answer is in the row (and the journal table holds none)
+            held = db.execute(
+                "SELECT answer_kind, answer FROM jobs WHERE user = ? AND id = ?",
+                (key.user, str(key.id)),
+            ).fetchone()
+            if held is not None and held[0] is not None:
+                return [(held[0], held[1])] if limit > 0 else []
         return db.execute(
             "SELECT kind, payload FROM journal WHERE user = ? AND id = ? AND seq >= ? "
             "ORDER BY seq LIMIT ?",
