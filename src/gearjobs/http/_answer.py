@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from gearjobs._json import dumps
 from gearjobs.dispatcher import JobHandle
 from gearjobs.http._negotiate import Mode
 from gearjobs.http._status import RETRY_AFTER, failure_status, success_status
@@ -21,14 +22,11 @@ NDJSON = "application/x-ndjson"
 TEXT = "text/plain; charset=utf-8"
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
 class JSONAnswer(JSONResponse):
-    """Starlette's JSONResponse with one encoder for all (json.dumps with options makes one)."""
+    """Starlette's JSONResponse, encoded by orjson (see `gearjobs._json`)."""
 
     def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content).encode("utf-8")
+        return dumps(content)
 
 
 def error_response(
@@ -65,7 +63,7 @@ def _marker(failed: Failed, events: bool) -> bytes:
     if failed.data is not None:
         error["data"] = failed.data
     if events:
-        return json.dumps({"$error": error}, separators=(",", ":")).encode() + b"\n"
+        return dumps({"$error": error}) + b"\n"
     return f"\n$error: {failed.failure.value}: {failed.message}\n".encode()
 
 
@@ -155,13 +153,13 @@ def _sse_event(position: int, entry: Entry) -> bytes:
         }
         if entry.body is Body.DATA:
             body["data"] = entry.data
-        data = json.dumps(body, separators=(",", ":"))
+        data = dumps(body).decode()
     elif isinstance(entry, Failed):
         kind = "failure"
         error: dict[str, Any] = {"message": entry.message, "code": entry.failure.value}
         if entry.data is not None:
             error["data"] = entry.data
-        data = json.dumps(error, separators=(",", ":"))
+        data = dumps(error).decode()
     else:
         kind = "end"
         data = "{}"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from gearjobs._json import dumps
 from gearjobs.jobs import GearjobsError, ResponseFailure, ResponseSuccess
 from gearjobs.store._records import (
     ENDED,
@@ -22,10 +22,6 @@ __all__ = ("decode_entry", "encode_entry")
 SUCCEEDED, CHUNK, EVENT, ENDED_KIND, FAILED = "s", "c", "e", "n", "f"
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
 def encode_entry(entry: Entry) -> tuple[str, bytes]:
     """The (kind, payload) of an entry. Data, pending values and events must be JSON values."""
     try:
@@ -37,9 +33,9 @@ def encode_entry(entry: Entry) -> tuple[str, bytes]:
             payload = {"k": entry.kind.value, "b": entry.body.value, "p": dict(entry.pending)}
             if entry.body is Body.DATA:
                 payload["d"] = entry.data
-            return SUCCEEDED, _dumps(payload)
+            return SUCCEEDED, dumps(payload)
         if isinstance(entry, Failed):
-            return FAILED, _dumps({"f": entry.failure.value, "m": entry.message, "d": entry.data})
+            return FAILED, dumps({"f": entry.failure.value, "m": entry.message, "d": entry.data})
     except (TypeError, ValueError) as exc:
         raise GearjobsError(f"journal entry is not JSON-serializable: {exc}") from exc
     return ENDED_KIND, b""
