@@ -15,9 +15,11 @@ from .servers import free_port
 class RedisServer:
     """One redis-server subprocess (no persistence), stopped by its own handle."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *options: str) -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        self.options = options
+        """More redis-server options, as in `--requirepass secret`."""
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -32,13 +34,19 @@ class RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(self.workdir),
+            *self.options,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        password = None
+        if "--requirepass" in self.options:
+            password = self.options[self.options.index("--requirepass") + 1]
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=1, password=password
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

@@ -482,7 +482,8 @@ class Dispatcher:
 
         def append(entry: Entry) -> None:
             journal.append(entry)
-            if run.flushing is None or run.flushing.done():
+            # The entries from the terminal one on are the final write's (see `_execute`).
+            if journal.terminal is None and (run.flushing is None or run.flushing.done()):
                 run.flushing = asyncio.ensure_future(self._flush(run))
 
         return append

@@ -40,6 +40,7 @@ from gearjobs.store._records import (
     JobState,
     is_terminal,
 )
+from gearjobs.store._resp import AVAILABLE, ReplyError, RespConnection
 
 __all__ = ("RedisStore",)
 
@@ -189,10 +190,36 @@ def _answer(call: _ScriptCall, reply: Any) -> None:
     *_, future, what = call
     if future.done():
         return
-    if isinstance(reply, RedisError):
+    if isinstance(reply, RedisError | ReplyError):
         future.set_exception(StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}"))
     else:
         future.set_result(reply)
+
+
+def _script_connection(url: str) -> RespConnection | None:
+    """A lean connection for the script calls to the Redis at `url`.
+
+    None (redis-py's pipeline) for TLS, whose certificate options redis-py handles, and
+    without hiredis.
+    """
+    from redis.asyncio.connection import UnixDomainSocketConnection, parse_url
+
+    options: dict[str, Any] = dict(parse_url(url))
+    if not AVAILABLE or options.get("connection_class") not in (None, UnixDomainSocketConnection):
+        return None
+    return RespConnection(
+        host=options.get("host") or "127.0.0.1",
+        port=int(options.get("port") or 6379),
+        path=options.get("path"),
+        db=int(options.get("db") or 0),
+        username=options.get("username"),
+        password=options.get("password"),
+    )
+
+
+def _check_finished(key: JobKey, written: asyncio.Future[Any]) -> None:
+    if not written.cancelled() and written.exception() is None and int(written.result()) < 0:
+        logger.warning("job %s was claimed again elsewhere; this run's answer is dropped", key)
 
 
 def _member(key: JobKey) -> str:
@@ -282,6 +309,8 @@ class RedisStore(Store):
         self._redis: Any = aioredis.Redis.from_url(
             url, decode_responses=False, socket_connect_timeout=2, health_check_interval=5
         )
+        self._scripts = _script_connection(url)
+        """The connection for script calls (see `_pipeline`); None: redis-py's pipeline (TLS)."""
         self._claim = self._redis.register_script(CLAIM)
         self._append = self._redis.register_script(APPEND)
         self._finish = self._redis.register_script(FINISH)
@@ -337,7 +366,9 @@ class RedisStore(Store):
         except RedisError as exc:
             raise StoreUnavailable(f"the job store (Redis) failed to {what}: {exc}") from exc
 
-    def _eval(self, script: Any, keys: list[str], args: list[Any], what: str) -> Awaitable[Any]:
+    def _eval(
+        self, script: Any, keys: list[str], args: list[Any], what: str
+    ) -> asyncio.Future[Any]:
         """Run a Lua script, in one pipeline with the other calls of this loop turn.
 
         Every job makes two or three script calls; sent one by one, redis-py's own work per
@@ -371,7 +402,9 @@ class RedisStore(Store):
             return
         missing = []
         for call, reply in zip(calls, replies, strict=True):
-            if isinstance(reply, NoScriptError):
+            if isinstance(reply, NoScriptError) or (
+                isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT")
+            ):
                 missing.append(call)
             else:
                 _answer(call, reply)  # what ran is answered now, whatever happens next
@@ -391,6 +424,9 @@ class RedisStore(Store):
             _answer(call, reply)
 
     async def _pipeline(self, calls: list[_ScriptCall]) -> Any:
+        if self._scripts is not None:
+            commands = [("EVALSHA", script.sha, n, *args) for script, n, args, *_ in calls]
+            return await self._scripts.execute(commands)
         pipe = self._redis.pipeline(transaction=False)
         for script, numkeys, keys_and_args, _, _ in calls:
             pipe.evalsha(script.sha, numkeys, *keys_and_args)
@@ -408,6 +444,8 @@ class RedisStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
             self._keeper = None
+        if self._scripts is not None:
+            self._scripts.close()
         await self._redis.aclose()
 
     async def ping(self) -> None:
@@ -534,6 +572,10 @@ class RedisStore(Store):
         )
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        await self.finish_soon(record, entries)
+
+    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[Any]:
+        # The script call is queued here, in order with later calls: no task a job.
         key = record.key
         member = _member(key)
         fields = _fields(record)
@@ -546,16 +588,14 @@ class RedisStore(Store):
             len(fields) // 2,
             *fields,
         ]
+        self._held.pop(member, None)  # no lease to renew from now on, no more appends
+        self._runs.pop(member, None)
         for entry in entries:
             args += list(encode_entry(entry))
         keys = self._job_keys(key, "finished")
-        try:
-            result = await self._eval(self._finish, keys, args, "record an answer")
-        finally:
-            self._held.pop(member, None)
-            self._runs.pop(member, None)
-        if int(result) < 0:
-            logger.warning("job %s was claimed again elsewhere; this run's answer is dropped", key)
+        written = self._eval(self._finish, keys, args, "record an answer")
+        written.add_done_callback(functools.partial(_check_finished, key))
+        return written
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._call(
