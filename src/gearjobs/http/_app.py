@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.http._answer import answer, error_response, sse_answer
+from gearjobs.http._application import GearjobsApp
 from gearjobs.http._auth import Tokens
 from gearjobs.http._metrics import CONTENT_TYPE_LATEST, Metrics
 from gearjobs.http._negotiate import Mode, NotAcceptable, negotiate
@@ -508,9 +509,11 @@ def create_app(
     async def dashboard(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    start_job = guarded(api.post_job)
     routes: list[BaseRoute] = [
-        # First: starting a job is the common request (routes are tried in order).
-        Route("/jobs/{name}", guarded(api.post_job), methods=["POST"]),
+        # First: starting a job is the common request (routes are tried in order). GearjobsApp
+        # takes it even before the middleware and the router.
+        Route("/jobs/{name}", start_job, methods=["POST"]),
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/stats", guarded(api.stats), methods=["GET"]),
@@ -552,11 +555,13 @@ def create_app(
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(ResponseFailure.ERROR, "internal server error")
 
-    app = Starlette(
+    app = GearjobsApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.job_handler = start_job
+    app.server_error = server_error
     # An API answers what it was asked: `/jobs/` is a 404, not a redirect to `/jobs`.
     app.router.redirect_slashes = False
     return app
