@@ -4,8 +4,8 @@ import sys
 from collections.abc import AsyncIterator
 
 from gearjobs.dispatcher import Dispatcher
-from gearjobs.jobs import RequestIdentifier, ResponseFailure, SimpleError
-from gearjobs.store import ENDED, Chunk, Entry, Event, Failed, Succeeded
+from gearjobs.jobs import RequestIdentifier, ResponseFailure, ResponseSuccess, SimpleError
+from gearjobs.store import ENDED, Body, Chunk, Entry, Event, Failed, Succeeded
 
 from .helpers import Gate, StreamJob
 
@@ -95,3 +95,19 @@ async def test_a_job_error_raised_mid_stream_keeps_its_code(dispatcher: Dispatch
     job = StreamJob(1, 0, fail_at_end=error)
     terminal = await (await dispatcher.dispatch(RequestIdentifier.new(), job))
     assert terminal == Failed(ResponseFailure.NOT_FOUND, "source vanished", None)
+
+
+async def test_first_waits_for_the_first_entry_and_leaves_the_rest_to_readers() -> None:
+    from gearjobs.dispatcher._journal import Journal
+
+    journal = Journal()
+    waiting = asyncio.ensure_future(journal.first())
+    await asyncio.sleep(0)  # one loop turn: it is waiting, not answered with nothing
+    assert not waiting.done()
+    opening = Succeeded(ResponseSuccess.OK, Body.TEXT, {})
+    journal.append(opening)
+    journal.append(Chunk(b"a"))
+    assert await waiting is opening
+    journal.append(ENDED)
+    assert await journal.first() is opening  # at once when written
+    assert await collect(journal.follow(1)) == [Chunk(b"a"), ENDED]

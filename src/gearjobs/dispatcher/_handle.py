@@ -62,6 +62,19 @@ class JobHandle:
             return self._journal.follow_batches(offset)
         return self._store.follow_batches(self.record.key, offset)
 
+    async def first(self) -> Entry | None:
+        """The answer's first entry, once written; None if the stored journal is empty."""
+        if self._journal is not None:
+            return await self._journal.first()
+        batches = self._store.follow_batches(self.record.key)
+        try:
+            async for batch in batches:
+                if batch:
+                    return batch[0]
+            return None
+        finally:
+            await batches.aclose()
+
     async def wait(self) -> Entry:
         """The terminal entry of the journal, once the job has finished."""
         if self._journal is not None:

@@ -79,6 +79,14 @@ class Journal:
         self._enders.append(ender)
         return await ender
 
+    async def first(self) -> Entry:
+        """The first entry, once written (every journal gets one: at least its terminal)."""
+        while not self.entries:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        return self.entries[0]
+
     async def follow_batches(self, offset: int = 0) -> AsyncGenerator[list[Entry], None]:
         """Like `follow`, but every entry available at once comes in one list."""
         entries = self.entries

@@ -97,27 +97,21 @@ async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Resp
     """The HTTP answer for a job, from the start of its journal."""
     if mode is Mode.SSE:
         return await sse_answer(handle, 0, headers)
-    batches = handle.follow_batches()
-    try:
-        batch = await anext(batches)
-    except StopAsyncIteration:
-        await batches.aclose()
+    # The first entry says what the answer is; most answers (data, a failure) are only that.
+    first = await handle.first()
+    if first is None:
         return error_response(ResponseFailure.ERROR, "the job's answer is missing", headers=headers)
-    first, rest = batch[0], batch[1:]
     if isinstance(first, Failed):
-        await batches.aclose()
         return error_response(first.failure, first.message, first.data, headers=headers)
     if not isinstance(first, Succeeded):
-        await batches.aclose()
         message = "the job's answer is malformed"
         return error_response(ResponseFailure.ERROR, message, headers=headers)
-    headers = {**headers, **pending_headers(first)}
+    if first.pending:
+        headers = {**headers, **pending_headers(first)}
     status = success_status(first.kind, first.body)
     if first.body is Body.NONE:
-        await batches.aclose()
         return Response(status_code=status, headers=headers)
     if first.body is Body.DATA:
-        await batches.aclose()
         if mode is Mode.TABLE:
             try:
                 return PlainTextResponse(render_table(first.data), status, headers=headers)
@@ -126,11 +120,10 @@ async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Resp
         return JSONAnswer(first.data, status_code=status, headers=headers)
     if mode is not Mode.STREAM:
         # The client did not ask for a stream: it gets 204, and the job runs to its end.
-        await batches.aclose()
         return Response(status_code=204, headers=headers)
     events = first.body is Body.EVENTS
     return StreamingResponse(
-        _stream_body(batches, rest, events),
+        _stream_body(handle.follow_batches(1), [], events),
         status_code=status,
         headers=headers,
         media_type=NDJSON if events else TEXT,
