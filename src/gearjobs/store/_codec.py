@@ -1,11 +1,13 @@
-"""Journal entries and records as bytes, for stores outside this process (SQLite, Redis)."""
+"""Journal entries as bytes and records as plain values, for keeping outside live objects."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from gearjobs._json import dumps
-from gearjobs.jobs import GearjobsError, ResponseFailure, ResponseSuccess
+from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
 from gearjobs.store._records import (
     ENDED,
     Body,
@@ -13,10 +15,13 @@ from gearjobs.store._records import (
     Entry,
     Event,
     Failed,
+    JobKey,
+    JobRecord,
+    JobState,
     Succeeded,
 )
 
-__all__ = ("decode_entry", "encode_entry")
+__all__ = ("decode_entry", "encode_entry", "record_from_row", "record_row")
 
 # One letter a kind: the payload of a chunk or an event is stored as the bytes a client gets.
 SUCCEEDED, CHUNK, EVENT, ENDED_KIND, FAILED = "s", "c", "e", "n", "f"
@@ -56,3 +61,42 @@ def decode_entry(kind: str, payload: bytes) -> Entry:
     if kind == ENDED_KIND:
         return ENDED
     raise GearjobsError(f"unknown journal entry kind {kind!r}")
+
+
+def record_row(record: JobRecord) -> tuple[Any, ...]:
+    """The record as a tuple of strings, numbers and None (the columns of SQLite's `jobs`)."""
+    return (
+        record.key.user,
+        str(record.key.id),
+        record.name,
+        record.fingerprint,
+        record.state.value,
+        record.run,
+        record.node,
+        record.created_at,
+        record.started_at,
+        record.finished_at,
+        None if record.success is None else record.success.value,
+        None if record.body is None else record.body.value,
+        None if record.failure is None else record.failure.value,
+        int(record.kept),
+    )
+
+
+def record_from_row(row: Sequence[Any]) -> JobRecord:
+    """The record that `record_row` gave `row`."""
+    return JobRecord(
+        JobKey(row[0], RequestIdentifier.parse(row[1])),
+        row[2],
+        row[3],
+        JobState(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        None if row[10] is None else ResponseSuccess(row[10]),
+        None if row[11] is None else Body(row[11]),
+        None if row[12] is None else ResponseFailure(row[12]),
+        bool(row[13]),
+    )

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.jobs import GearjobsError, ResponseFailure
 from gearjobs.store._base import ClaimResult, Store, lost_entry
-from gearjobs.store._codec import decode_entry, encode_entry
-from gearjobs.store._records import Body, Entry, JobKey, JobRecord, JobState
+from gearjobs.store._codec import decode_entry, encode_entry, record_from_row, record_row
+from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
 logger = logging.getLogger("gearjobs.store")
 
@@ -67,43 +67,6 @@ COLUMNS = (
     "success, body, failure, kept"
 )
 PRUNE_BATCH = 500
-
-
-def _row(record: JobRecord) -> tuple[Any, ...]:
-    return (
-        record.key.user,
-        str(record.key.id),
-        record.name,
-        record.fingerprint,
-        record.state.value,
-        record.run,
-        record.node,
-        record.created_at,
-        record.started_at,
-        record.finished_at,
-        None if record.success is None else record.success.value,
-        None if record.body is None else record.body.value,
-        None if record.failure is None else record.failure.value,
-        int(record.kept),
-    )
-
-
-def _record(row: Sequence[Any]) -> JobRecord:
-    return JobRecord(
-        JobKey(row[0], RequestIdentifier.parse(row[1])),
-        row[2],
-        row[3],
-        JobState(row[4]),
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        None if row[10] is None else ResponseSuccess(row[10]),
-        None if row[11] is None else Body(row[11]),
-        None if row[12] is None else ResponseFailure(row[12]),
-        bool(row[13]),
-    )
 
 
 class SQLiteStore(Store):
@@ -352,14 +315,15 @@ class SQLiteStore(Store):
         # Still unwritten unless finish() took it over (then its own write comes later).
         if self._unwritten.get(record.key) is record:
             self.db.execute(
-                f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record)
+                f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", record_row(record)
             )
 
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
         user, ident = record.key.user, str(record.key.id)
         inserted = db.execute(
-            f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT DO NOTHING", _row(record)
+            f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT DO NOTHING",
+            record_row(record),
         )
         if inserted.rowcount == 1:
             self._known.add((user, ident))  # a prune earlier in this batch may have dropped it
@@ -368,7 +332,7 @@ class SQLiteStore(Store):
             f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
         ).fetchone()
         if row is not None:
-            existing = _record(row)
+            existing = record_from_row(row)
             free = (
                 existing.state is JobState.LOST and existing.fingerprint == record.fingerprint
             ) or (
@@ -378,7 +342,7 @@ class SQLiteStore(Store):
                 return ClaimResult(False, existing)
             record.run = existing.run + 1
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
-        db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+        db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", record_row(record))
         self._known.add((user, ident))
         return ClaimResult(True)
 
@@ -389,13 +353,13 @@ class SQLiteStore(Store):
         row = self.db.execute(
             f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (key.user, str(key.id))
         ).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_from_row(row)
 
     async def update(self, record: JobRecord) -> None:
         await self._submit(self._update, record.copy())
 
     def _update(self, record: JobRecord) -> None:
-        self.db.execute(_UPSERT, _row(record))  # keeps an answer held in the row
+        self.db.execute(_UPSERT, record_row(record))  # keeps an answer held in the row
 
     # Journals
 
@@ -437,9 +401,11 @@ class SQLiteStore(Store):
         # B-tree insert a job instead of two, and half the pages a commit writes.
         if whole and len(encoded) == 1:
             kind, payload = encoded[0]
-            self.db.execute(_INSERT_WITH_ANSWER, (*_row(record), kind, payload))
+            self.db.execute(_INSERT_WITH_ANSWER, (*record_row(record), kind, payload))
             return
-        self.db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", _row(record))
+        self.db.execute(
+            f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", record_row(record)
+        )
         if encoded:
             self._append(record.key, encoded, fresh=whole)
 
@@ -492,7 +458,7 @@ class SQLiteStore(Store):
             "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
         rows = await self._submit_read(lambda: self.db.execute(sql, (*args, limit)).fetchall())
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
         return await self._submit(self._recover, node, now)
@@ -508,7 +474,7 @@ class SQLiteStore(Store):
             "WHERE node = ? AND state IN ('queued', 'running')",
             (now, node),
         )
-        lost = [_record(row) for row in rows]
+        lost = [record_from_row(row) for row in rows]
         ending = [encode_entry(lost_entry())]
         for record in lost:
             record.state = JobState.LOST
