@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gearjobs._json import dumps
+from gearjobs._json import dumps, dumps_line
 
 json_values = st.recursive(
     st.none()
@@ -27,13 +27,10 @@ json_values = st.recursive(
 
 @given(json_values)
 def test_what_it_writes_reads_back_as_the_same_value(value: Any) -> None:
-    try:
-        expected = json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 answer can hold it
-        with pytest.raises(UnicodeEncodeError):
-            dumps(value)
-        return
-    assert json.loads(dumps(value)) == json.loads(expected)
+    assert json.loads(dumps(value)) == value
+    line = dumps_line(value)
+    assert line.endswith(b"\n") and len(line.decode().splitlines()) == 1
+    assert json.loads(line) == value
 
 
 def test_compact_utf8_like_the_standard_library_with_those_options() -> None:
@@ -68,6 +65,15 @@ def test_what_the_standard_library_refuses_is_refused(value: Any) -> None:
         dumps(value)
 
 
-def test_a_lone_surrogate_is_refused() -> None:
-    with pytest.raises(UnicodeEncodeError):
-        dumps({"s": "\ud800"})
+def test_a_lone_surrogate_is_written_as_its_escape() -> None:
+    # A file name decoded with surrogateescape, say: UTF-8 cannot hold it, its escape can.
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    assert dumps({"file": name}) == b'{"file":"caf\\udce9.txt"}'
+    assert json.loads(dumps({"file": name})) == {"file": name}
+
+
+def test_a_line_escapes_what_line_readers_take_for_line_ends() -> None:
+    value = {"t": "a\u2028b\x85c\u2029d"}
+    line = dumps_line(value)
+    assert line == b'{"t":"a\\u2028b\\u0085c\\u2029d"}\n'
+    assert json.loads(line) == value

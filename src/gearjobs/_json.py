@@ -10,8 +10,13 @@ differences in meaning:
 
 What orjson refuses (integers beyond 64 bits, keys that are not strings, lone surrogates, dates,
 dataclasses, sets, ...) goes to the standard library, which encodes it as before or raises
-`TypeError`/`ValueError` as before (and refuses a non-finite float among such values).
-Decoding stays with the standard library: orjson reads an integer beyond 64 bits as a float.
+`TypeError`/`ValueError` as before (and refuses a non-finite float among such values). A lone
+surrogate (a file name decoded with `surrogateescape`, say) is written as its `\\udcxx` escape,
+which UTF-8 cannot hold raw. Decoding stays with the standard library: orjson reads an integer
+beyond 64 bits as a float.
+
+`dumps_line` gives one line of NDJSON: U+2028, U+2029 and U+0085, which JSON allows raw in
+strings but `str.splitlines` and many line readers treat as line ends, are escaped.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from typing import Any
 
 import orjson
 
-__all__ = ("dumps",)
+__all__ = ("dumps", "dumps_line")
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _FALLBACK = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_ASCII = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+_LINE_ENDS = (
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+    ("\u0085".encode(), b"\\u0085"),
+)
 
 
 def dumps(value: Any) -> bytes:
@@ -32,4 +43,17 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _FALLBACK.encode(value).encode("utf-8")
+        text = _FALLBACK.encode(value)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, as only ASCII output can hold it
+        return _ASCII.encode(value).encode("ascii")
+
+
+def dumps_line(value: Any) -> bytes:
+    """`value` as one line of JSON, newline included (see the module's documentation)."""
+    line = dumps(value)
+    for raw, escaped in _LINE_ENDS:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line + b"\n"

@@ -46,6 +46,14 @@ def test_jobs() -> JobSet:
         writer.write({"n": 1} if params.boolean("events") else "one\n")
         raise SimpleError(ResponseFailure.NOT_FOUND, "the source went away")
 
+    @jobs.job("raw-file-name")
+    async def raw_file_name(params: Params, response: Response) -> None:
+        # A name read from a disk, decoded with surrogateescape: not valid as UTF-8 text.
+        name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+        writer = response.success_with_write(ResponseSuccess.OK, True, True)
+        writer.write({"file": name})
+        raise SimpleError(ResponseFailure.NOT_FOUND, f"cannot read {name}")
+
     @jobs.job("pending", fast=True)
     async def pending(params: Params, response: Response) -> None:
         response.write_pending_success(params.string("name"), params["value"])

@@ -193,6 +193,24 @@ async def test_a_job_that_fails_mid_stream_ends_with_an_error_marker(
     ]
 
 
+async def test_text_that_utf8_cannot_hold_is_escaped_and_the_failure_recorded(
+    client: httpx.AsyncClient,
+) -> None:
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    events = await client.post("/jobs/raw-file-name", json={}, headers=STREAM)
+    assert events.status_code == 202
+    lines = [json.loads(line) for line in events.text.splitlines()]
+    message = f"cannot read {name}"
+    assert lines == [{"file": name}, {"$error": {"code": "not-found", "message": message}}]
+    ident = events.headers["X-Request-Id"]
+    record = await client.get(f"/jobs/{ident}")
+    assert record.json()["state"] == "failed"
+    again = await client.post(
+        "/jobs/raw-file-name", json={}, headers={**STREAM, "X-Request-Id": ident}
+    )
+    assert again.text == events.text  # the replay, from the store
+
+
 async def test_an_unknown_job_name_is_404_whatever_the_body(client: httpx.AsyncClient) -> None:
     for body in (b"[1]", b"{not json", b"x" * 200_000):
         r = await client.post("/jobs/no-such-job", content=body)

@@ -6,9 +6,10 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 
 from gearjobs.dispatcher import Dispatcher
@@ -19,9 +20,18 @@ from gearjobs.jobs import ExtensionRegistry, Job, JobExtensionFunc, NoJobForRequ
 pytestmark = pytest.mark.parametrize("store", ["memory"], indirect=True)
 
 
+class Teapot(Exception):
+    pass
+
+
 def exploding(request: Any) -> Job:
-    if getattr(request, "name", None) == "explode":
+    name = getattr(request, "name", None)
+    if name == "explode":
         raise RuntimeError("a broken extension")
+    if name == "forbidden":
+        raise HTTPException(403, "not for you")
+    if name == "teapot":
+        raise Teapot()
     raise NoJobForRequest()
 
 
@@ -32,7 +42,10 @@ async def app(dispatcher: Dispatcher) -> Starlette:
 
 
 def client_of(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+    # As Starlette does, the server error handler answers and the error is raised again for
+    # the server to log: the transport must not raise it in the test.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 @pytest.fixture
@@ -85,3 +98,28 @@ async def test_mounted_under_a_path_it_answers_there(app: Starlette) -> None:
         answer = await client.post("/api/jobs/echo", json={"n": 3})
         assert answer.status_code == 200 and answer.json() == {"echo": {"n": 3}}
         assert (await client.post("/jobs/echo", json={})).status_code == 404
+
+
+async def test_an_http_exception_gets_the_apps_handler(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/jobs/forbidden", json={})
+    assert answer.status_code == 403
+    assert answer.json() == {"message": "not for you", "code": "invalid-request"}
+
+
+async def test_a_handler_a_user_adds_answers_its_exceptions(app: Starlette) -> None:
+    def teapot(request: Request, exc: Exception) -> Response:  # a plain function, as allowed
+        return JSONResponse({"tea": True}, status_code=418)
+
+    app.add_exception_handler(Teapot, teapot)
+    async with client_of(app) as client:
+        answer = await client.post("/jobs/teapot", json={})
+    assert answer.status_code == 418 and answer.json() == {"tea": True}
+
+
+async def test_in_debug_mode_starlette_takes_every_request(app: Starlette) -> None:
+    app.debug = True
+    async with client_of(app) as client:
+        ok = await client.post("/jobs/echo", json={"n": 4})
+        broken = await client.post("/jobs/explode", json={})
+    assert ok.status_code == 200 and ok.json() == {"echo": {"n": 4}}
+    assert broken.status_code == 500 and "RuntimeError" in broken.text  # the debug page

@@ -1,7 +1,11 @@
 """The Redis store's connection for script calls, against a real redis-server."""
 
 import asyncio
+import contextlib
+import os
+import signal
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,55 @@ async def test_the_store_without_the_lean_connection_claims_and_finishes(
         assert [e.data for e in await store.read(record.key)] == [7]  # type: ignore[union-attr]
     finally:
         await store.close()
+
+
+@contextlib.contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """redis-server stopped (SIGSTOP): its sockets stay open, nothing answers."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+async def test_a_redis_that_stops_answering_fails_the_calls_in_flight(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    connection = RespConnection(port=server.port, reply_timeout=0.3)
+    try:
+        assert await connection.execute([("PING",)]) == [b"PONG"]
+        with frozen(server):
+            calls = [connection.execute([("PING",)]) for _ in range(3)]
+            # (wait_for: without the reply timeout this would hang, not fail)
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+            assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+        assert await connection.execute([("PING",)]) == [b"PONG"]  # on a new connection
+    finally:
+        connection.close()
+        server.stop()
+
+
+async def test_callers_share_one_attempt_to_connect_and_no_socket_is_left_open(
+    tmp_path: Path,
+) -> None:
+    with RedisServer(tmp_path, None, "--requirepass", "s3cret") as server:
+        connection = RespConnection(port=server.port, password="s3cret", connect_timeout=0.3)
+        with frozen(server):  # the TCP connection is made; the AUTH gets no answer
+            calls = [connection.execute([("PING",)]) for _ in range(5)]
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+        assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+        assert len({id(o) for o in outcomes}) == 1, "one attempt, its outcome for all"
+        assert await connection.execute([("PING",)]) == [b"PONG"]
+        connection.close()
+        with pytest.raises(ConnectionError, match="closed"):
+            await connection.execute([("PING",)])
+        checker = redis.Redis(port=server.port, password="s3cret")
+        try:
+            for _ in range(100):  # Redis notices closed sockets on its own time: no signal
+                if checker.info("clients")["connected_clients"] == 1:  # the checker itself
+                    break
+                await asyncio.sleep(0.05)
+            assert checker.info("clients")["connected_clients"] == 1
+        finally:
+            checker.close()

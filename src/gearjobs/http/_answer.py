@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from gearjobs._json import dumps
+from gearjobs._json import dumps, dumps_line
 from gearjobs.dispatcher import JobHandle
 from gearjobs.http._negotiate import Mode
 from gearjobs.http._status import RETRY_AFTER, failure_status, success_status
@@ -63,7 +63,7 @@ def _marker(failed: Failed, events: bool) -> bytes:
     if failed.data is not None:
         error["data"] = failed.data
     if events:
-        return dumps({"$error": error}) + b"\n"
+        return dumps_line({"$error": error})
     return f"\n$error: {failed.failure.value}: {failed.message}\n".encode()
 
 

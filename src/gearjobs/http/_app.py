@@ -561,7 +561,6 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.job_handler = start_job
-    app.server_error = server_error
     # An API answers what it was asked: `/jobs/` is a 404, not a redirect to `/jobs`.
     app.router.redirect_slashes = False
     return app

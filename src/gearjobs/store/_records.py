@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gearjobs._json import dumps
+from gearjobs._json import dumps_line
 from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
 
 __all__ = (
@@ -124,7 +124,7 @@ class Event:
     def __init__(self, value: Any = None, line: bytes | None = None) -> None:
         if line is None:
             try:
-                line = dumps(value) + b"\n"
+                line = dumps_line(value)
             except (TypeError, ValueError) as exc:
                 raise GearjobsError(f"an event must be a JSON value: {exc}") from exc
         self._line = line

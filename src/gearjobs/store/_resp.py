@@ -30,24 +30,50 @@ class ReplyError(Exception):
 
 
 class _Batch:
-    __slots__ = ("future", "replies", "size")
+    __slots__ = ("future", "replies", "sent_at", "size")
 
-    def __init__(self, size: int, future: asyncio.Future[list[Any]]) -> None:
+    def __init__(self, size: int, future: asyncio.Future[list[Any]], sent_at: float) -> None:
         self.size = size
         self.replies: list[Any] = []
         self.future = future
+        self.sent_at = sent_at
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, reply_timeout: float) -> None:
         self.transport: asyncio.Transport | None = None
         self.waiting: collections.deque[_Batch] = collections.deque()
         self.reader = hiredis.Reader(replyError=ReplyError)
         self.lost: Exception | None = None
+        self.reply_timeout = reply_timeout
+        self._watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
+
+    def send(self, data: bytes, batch: _Batch) -> None:
+        assert self.transport is not None
+        self.waiting.append(batch)
+        self.transport.write(data)
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().call_at(
+                batch.sent_at + self.reply_timeout, self._check
+            )
+
+    def _check(self) -> None:
+        """The oldest batch waited `reply_timeout`: Redis hangs, the connection is given up."""
+        self._watch = None
+        if not self.waiting:
+            return
+        oldest = self.waiting[0].sent_at
+        loop = asyncio.get_running_loop()
+        if loop.time() - oldest >= self.reply_timeout:
+            self.fail(TimeoutError(f"Redis did not answer within {self.reply_timeout:g} s"))
+            if self.transport is not None:
+                self.transport.abort()
+        else:
+            self._watch = loop.call_at(oldest + self.reply_timeout, self._check)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -73,6 +99,9 @@ class _Protocol(asyncio.Protocol):
     def fail(self, exc: Exception) -> None:
         if self.lost is None:
             self.lost = exc if isinstance(exc, OSError) else ConnectionError(str(exc))
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         while self.waiting:
             batch = self.waiting.popleft()
             if not batch.future.done():
@@ -82,9 +111,11 @@ class _Protocol(asyncio.Protocol):
 class RespConnection:
     """Sends batches of commands on one connection; each batch gets its replies, in order.
 
-    Connects on first use and again after the connection is lost (the batches in flight then
-    fail with ConnectionError; nothing is resent, since a script may have run). Error replies
-    come back as ReplyError values among the replies, not raised.
+    Connects on first use and again after the connection is lost: the batches in flight then
+    fail with an OSError (ConnectionError, or TimeoutError when no reply came for
+    `reply_timeout` seconds) and nothing is resent, since a script may have run. Callers that
+    arrive while a connection is being made wait for that one attempt and share its outcome.
+    Error replies come back as ReplyError values among the replies, not raised.
     """
 
     def __init__(
@@ -97,6 +128,7 @@ class RespConnection:
         username: str | None = None,
         password: str | None = None,
         connect_timeout: float = 2.0,
+        reply_timeout: float = 5.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -105,40 +137,59 @@ class RespConnection:
         self.username = username
         self.password = password
         self.connect_timeout = connect_timeout
+        self.reply_timeout = reply_timeout
         self._protocol: _Protocol | None = None
-        self._connecting: asyncio.Lock | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._closed = False
 
     async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send `commands` in one write; their replies, in order."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
+            protocol = await self._connected()
         return await self._send(protocol, commands)
 
     @staticmethod
     def _send(protocol: _Protocol, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]]:
-        transport = protocol.transport
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        if transport is None or protocol.lost is not None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        if protocol.transport is None or protocol.lost is not None:
             future.set_exception(protocol.lost or ConnectionError("not connected to Redis"))
             return future
         data = b"".join([hiredis.pack_command(tuple(c)) for c in commands])  # may raise
-        protocol.waiting.append(_Batch(len(commands), future))
-        transport.write(data)
+        protocol.send(data, _Batch(len(commands), future, loop.time()))
         return future
 
-    async def _connect(self) -> _Protocol:
+    async def _connected(self) -> _Protocol:
+        if self._closed:
+            raise ConnectionError("the connection to Redis was closed")
         if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            if self._protocol is not None and self._protocol.lost is None:
-                return self._protocol  # another caller connected meanwhile
-            loop = asyncio.get_running_loop()
+            attempt = asyncio.ensure_future(self._connect())
+            self._connecting = attempt
+            attempt.add_done_callback(self._connect_done)
+        # Shielded: a caller that gives up does not cancel the attempt the others wait for.
+        return await asyncio.shield(self._connecting)
+
+    def _connect_done(self, attempt: asyncio.Future[_Protocol]) -> None:
+        self._connecting = None  # the next caller after a failure tries again
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._protocol = attempt.result()
+        elif not attempt.cancelled():
+            attempt.exception()  # retrieved: the callers waiting for it got it
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        transport: asyncio.BaseTransport | None = None
+        try:
             async with asyncio.timeout(self.connect_timeout):
                 if self.path is not None:
-                    _, protocol = await loop.create_unix_connection(_Protocol, self.path)
+                    transport, protocol = await loop.create_unix_connection(
+                        lambda: _Protocol(self.reply_timeout), self.path
+                    )
                 else:
-                    _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                    transport, protocol = await loop.create_connection(
+                        lambda: _Protocol(self.reply_timeout), self.host, self.port
+                    )
                 hello: list[list[Any]] = []
                 if self.password is not None:
                     user = [self.username] if self.username else []
@@ -148,14 +199,19 @@ class RespConnection:
                 if hello:
                     for reply in await self._send(protocol, hello):
                         if isinstance(reply, ReplyError):
-                            if protocol.transport is not None:
-                                protocol.transport.close()
                             raise ConnectionError(f"Redis refused the connection: {reply}")
-            self._protocol = protocol
-            return protocol
+        except BaseException:
+            if transport is not None:
+                transport.close()
+            raise
+        if self._closed:
+            transport.close()
+            raise ConnectionError("the connection to Redis was closed")
+        return protocol
 
     def close(self) -> None:
-        """Close the connection; batches still in flight fail."""
+        """Close the connection for good; batches still in flight fail."""
+        self._closed = True
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
