@@ -50,8 +50,9 @@ def test_jobs() -> JobSet:
     async def raw_file_name(params: Params, response: Response) -> None:
         # A name read from a disk, decoded with surrogateescape: not valid as UTF-8 text.
         name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
-        writer = response.success_with_write(ResponseSuccess.OK, True, True)
-        writer.write({"file": name})
+        events = params.boolean("events")
+        writer = response.success_with_write(ResponseSuccess.OK, True, events)
+        writer.write({"file": name} if events else "reading\n")
         raise SimpleError(ResponseFailure.NOT_FOUND, f"cannot read {name}")
 
     @jobs.job("pending", fast=True)

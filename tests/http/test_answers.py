@@ -197,7 +197,7 @@ async def test_text_that_utf8_cannot_hold_is_escaped_and_the_failure_recorded(
     client: httpx.AsyncClient,
 ) -> None:
     name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
-    events = await client.post("/jobs/raw-file-name", json={}, headers=STREAM)
+    events = await client.post("/jobs/raw-file-name", json={"events": True}, headers=STREAM)
     assert events.status_code == 202
     lines = [json.loads(line) for line in events.text.splitlines()]
     message = f"cannot read {name}"
@@ -206,9 +206,11 @@ async def test_text_that_utf8_cannot_hold_is_escaped_and_the_failure_recorded(
     record = await client.get(f"/jobs/{ident}")
     assert record.json()["state"] == "failed"
     again = await client.post(
-        "/jobs/raw-file-name", json={}, headers={**STREAM, "X-Request-Id": ident}
+        "/jobs/raw-file-name", json={"events": True}, headers={**STREAM, "X-Request-Id": ident}
     )
     assert again.text == events.text  # the replay, from the store
+    text = await client.post("/jobs/raw-file-name", json={"events": False}, headers=STREAM)
+    assert text.text == "reading\n\n$error: not-found: cannot read caf\\udce9.txt\n"
 
 
 async def test_an_unknown_job_name_is_404_whatever_the_body(client: httpx.AsyncClient) -> None:

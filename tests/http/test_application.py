@@ -32,6 +32,8 @@ def exploding(request: Any) -> Job:
         raise HTTPException(403, "not for you")
     if name == "teapot":
         raise Teapot()
+    if name == "http-500":
+        raise HTTPException(500, "boom")
     raise NoJobForRequest()
 
 
@@ -123,3 +125,18 @@ async def test_in_debug_mode_starlette_takes_every_request(app: Starlette) -> No
         broken = await client.post("/jobs/explode", json={})
     assert ok.status_code == 200 and ok.json() == {"echo": {"n": 4}}
     assert broken.status_code == 500 and "RuntimeError" in broken.text  # the debug page
+
+
+async def test_a_500_handler_a_user_adds_answers_server_errors(app: Starlette) -> None:
+    async def mine(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"mine": True}, status_code=500)
+
+    app.add_exception_handler(500, mine)
+    async with client_of(app) as client:
+        broken = await client.post("/jobs/explode", json={})
+        ok = await client.post("/jobs/echo", json={"n": 5})
+        http_500 = await client.post("/jobs/http-500", json={})
+    assert broken.status_code == 500 and broken.json() == {"mine": True}
+    assert ok.status_code == 200
+    # As in Starlette: an HTTPException goes to the HTTPException handler, whatever its status.
+    assert http_500.status_code == 500 and http_500.json()["message"] == "boom"

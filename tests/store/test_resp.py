@@ -7,6 +7,7 @@ import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -193,3 +194,55 @@ async def test_callers_share_one_attempt_to_connect_and_no_socket_is_left_open(
             assert checker.info("clients")["connected_clients"] == 1
         finally:
             checker.close()
+
+
+async def test_a_slow_server_that_keeps_answering_is_not_cut_off() -> None:
+    """Four commands sent at once, answered one every 0.3 s: the last waits 1.2 s, more than
+    the reply timeout (0.5 s), but no gap between replies is that long.
+
+    (Redis itself answers all that one read brought at once, so the pace is set by a small
+    server of the test's own that speaks the protocol.)
+    """
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked = answered = 0
+        try:
+            while answered < 4:
+                asked += (await reader.read(1024)).count(b"PING")
+                while answered < asked:
+                    await asyncio.sleep(0.3)  # the slow server's pace
+                    writer.write(b"+PONG\r\n")
+                    answered += 1
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = RespConnection(port=port, reply_timeout=0.5)
+    try:
+        calls = [connection.execute([("PING",)]) for _ in range(4)]
+        assert await asyncio.wait_for(asyncio.gather(*calls), 30) == [[b"PONG"]] * 4
+    finally:
+        connection.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_close_while_connecting_leaves_no_connection(redis_server: RedisServer) -> None:
+    connection = RespConnection(port=redis_server.port)
+    made = connection._connect
+
+    async def connect_then_close() -> Any:
+        protocol = await made()
+        # close() lands after the attempt's own last look, before its outcome is taken.
+        asyncio.get_running_loop().call_soon(connection.close)
+        return protocol
+
+    connection._connect = connect_then_close  # type: ignore[method-assign]
+    with contextlib.suppress(ConnectionError):
+        await connection.execute([("PING",)])
+    with pytest.raises(ConnectionError, match="closed"):
+        await connection.execute([("PING",)])
+    assert connection._protocol is None

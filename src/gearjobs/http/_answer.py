@@ -64,7 +64,10 @@ def _marker(failed: Failed, events: bool) -> bytes:
         error["data"] = failed.data
     if events:
         return dumps_line({"$error": error})
-    return f"\n$error: {failed.failure.value}: {failed.message}\n".encode()
+    # backslashreplace: a message may hold a lone surrogate (a file name from a disk).
+    return f"\n$error: {failed.failure.value}: {failed.message}\n".encode(
+        "utf-8", "backslashreplace"
+    )
 
 
 async def _stream_body(

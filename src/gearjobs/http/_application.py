@@ -26,10 +26,11 @@ class GearjobsApp(Starlette):
 
     Starting a job is nearly every request a busy server gets; Starlette's two middleware
     layers, its router and its endpoint wrappers were a sixth of the app's own time on it.
-    The route is the router's first anyway, and its handler answers refusals itself; an
-    exception it raises goes to the app's exception handlers as Starlette's middleware would
-    send it (`_handle`). With middleware added by a user (`add_middleware`), in debug mode, or
-    when the app is mounted under a root path, every request goes through Starlette as usual.
+    The route is the router's first anyway, and its handler answers refusals itself. The
+    shortcut is taken only while the app is as `create_app` made it: the exception handlers
+    are its two (for HTTPException, and for Exception: the server error), with no user
+    middleware, no debug mode, no body size limit of Starlette's, and not mounted under a
+    root path. Otherwise every request goes through Starlette as usual.
     """
 
     job_handler: Handler | None = None
@@ -39,8 +40,7 @@ class GearjobsApp(Starlette):
             scope["type"] == "http"
             and scope["method"] == "POST"
             and self.job_handler is not None
-            and not self.user_middleware
-            and not self.debug
+            and self._as_made()
             and not scope.get("root_path")
         ):
             path: str = scope["path"]
@@ -51,6 +51,17 @@ class GearjobsApp(Starlette):
                 await self._start_job(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def _as_made(self) -> bool:
+        handlers = self.exception_handlers
+        return (
+            len(handlers) == 2
+            and HTTPException in handlers
+            and Exception in handlers
+            and not self.user_middleware
+            and not self.debug
+            and getattr(self, "max_body_size", None) is None  # Starlette >= 1.0
+        )
 
     async def _start_job(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.job_handler is not None
@@ -67,36 +78,32 @@ class GearjobsApp(Starlette):
     ) -> None:
         """Answer `exc` as Starlette's ExceptionMiddleware, or else its ServerErrorMiddleware.
 
-        The handler of the exception's status (an HTTPException) or of its nearest class, not
-        counting `Exception`; else the server error handler (500 or `Exception`), after which
-        the exception is raised again for the server to log, as Starlette does.
+        An HTTPException goes to its handler; anything else, or an exception from that
+        handler, to the server error handler, after whose answer it is raised again for the
+        server to log, as Starlette does.
         """
-        handlers = self.exception_handlers
-        handler: Any = None
         if isinstance(exc, HTTPException):
-            handler = handlers.get(exc.status_code)
-        if handler is None:
-            for cls in type(exc).__mro__:
-                if cls is Exception:
-                    break
-                handler = handlers.get(cls)
-                if handler is not None:
-                    break
-        server_error = handler is None
-        if server_error:
-            handler = handlers.get(500) or handlers.get(Exception)
-            if handler is None:
-                raise exc
-        call: Any = handler
-        while isinstance(call, functools.partial):
-            call = call.func
-        if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
-            getattr(call, "__call__", None)  # noqa: B004 - an object with an async __call__
-        ):
-            response = await handler(request, exc)
-        else:
-            response = await run_in_threadpool(handler, request, exc)
-        if response is not None:
-            await response(scope, receive, send)
-        if server_error:
-            raise exc
+            try:
+                response = await _call(self.exception_handlers[HTTPException], request, exc)
+            except Exception as raised:
+                exc = raised
+            else:
+                await response(scope, receive, send)
+                return
+        response = await _call(self.exception_handlers[Exception], request, exc)
+        await response(scope, receive, send)
+        raise exc
+
+
+async def _call(handler: Any, request: Request, exc: Exception) -> Response:
+    """Call an exception handler, async or not, as Starlette does."""
+    call = handler
+    while isinstance(call, functools.partial):
+        call = call.func
+    if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
+        getattr(call, "__call__", None)  # noqa: B004 - an object with an async __call__
+    ):
+        response: Response = await handler(request, exc)
+    else:
+        response = await run_in_threadpool(handler, request, exc)
+    return response

@@ -46,6 +46,8 @@ class _Protocol(asyncio.Protocol):
         self.reader = hiredis.Reader(replyError=ReplyError)
         self.lost: Exception | None = None
         self.reply_timeout = reply_timeout
+        self.last_reply = 0.0
+        """When data last came from Redis (loop time): a slow but answering Redis is alive."""
         self._watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -62,21 +64,24 @@ class _Protocol(asyncio.Protocol):
             )
 
     def _check(self) -> None:
-        """The oldest batch waited `reply_timeout`: Redis hangs, the connection is given up."""
+        """Nothing came for `reply_timeout` while batches wait: Redis hangs, give it up."""
         self._watch = None
         if not self.waiting:
             return
-        oldest = self.waiting[0].sent_at
+        since = max(self.waiting[0].sent_at, self.last_reply)
         loop = asyncio.get_running_loop()
-        if loop.time() - oldest >= self.reply_timeout:
+        # (uvloop may fire a timer up to a millisecond early: not a reason to look again.)
+        if loop.time() - since >= self.reply_timeout - 0.002:
             self.fail(TimeoutError(f"Redis did not answer within {self.reply_timeout:g} s"))
             if self.transport is not None:
                 self.transport.abort()
         else:
-            self._watch = loop.call_at(oldest + self.reply_timeout, self._check)
+            self._watch = loop.call_at(since + self.reply_timeout, self._check)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
+        if self._watch is not None:  # batches wait: note that Redis is answering
+            self.last_reply = asyncio.get_running_loop().time()
         try:
             reader.feed(data)
             while (reply := reader.gets()) is not False:
@@ -144,6 +149,8 @@ class RespConnection:
 
     async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send `commands` in one write; their replies, in order."""
+        if self._closed:
+            raise ConnectionError("the connection to Redis was closed")
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connected()
@@ -173,7 +180,12 @@ class RespConnection:
     def _connect_done(self, attempt: asyncio.Future[_Protocol]) -> None:
         self._connecting = None  # the next caller after a failure tries again
         if not attempt.cancelled() and attempt.exception() is None:
-            self._protocol = attempt.result()
+            protocol = attempt.result()
+            if self._closed:  # close() came after the attempt's own last look
+                if protocol.transport is not None:
+                    protocol.transport.close()
+                return
+            self._protocol = protocol
         elif not attempt.cancelled():
             attempt.exception()  # retrieved: the callers waiting for it got it
 
