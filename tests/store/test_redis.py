@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gearjobs.jobs import RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
 from gearjobs.store import (
     ENDED,
     Body,
@@ -127,12 +127,22 @@ async def test_an_unreachable_redis_is_store_unavailable() -> None:
 def test_redis_urls_carry_the_lease_and_prefix() -> None:
     store = store_from_url("redis://127.0.0.1:6379/2?lease=2.5&prefix=app", retention=60)
     assert isinstance(store, RedisStore)
-    assert (store.url, store.lease, store.prefix, store.retention) == (
+    assert (store.url, store.lease, store.prefix, store.retention, store.reply_timeout) == (
         "redis://127.0.0.1:6379/2",
         2.5,
         "app",
         60,
+        5.0,
     )
+
+
+def test_redis_urls_carry_the_reply_timeout_of_the_script_connection() -> None:
+    store = store_from_url("redis://127.0.0.1:6379/0?reply_timeout=30")
+    assert isinstance(store, RedisStore) and store.reply_timeout == 30.0
+    assert store._scripts is not None and store._scripts.reply_timeout == 30.0
+    for bad in ("x", "0", "-1", "inf", "nan"):
+        with pytest.raises(GearjobsError, match="reply_timeout"):
+            store_from_url(f"redis://127.0.0.1:6379/0?reply_timeout={bad}")
 
 
 async def test_claims_from_one_loop_turn_share_a_pipeline_and_each_gets_its_own_answer(

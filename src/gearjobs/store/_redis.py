@@ -196,7 +196,7 @@ def _answer(call: _ScriptCall, reply: Any) -> None:
         future.set_result(reply)
 
 
-def _script_connection(url: str) -> RespConnection | None:
+def _script_connection(url: str, reply_timeout: float = 5.0) -> RespConnection | None:
     """A lean connection for the script calls to the Redis at `url`.
 
     None (redis-py's pipeline) for TLS, whose certificate options redis-py handles, and
@@ -214,6 +214,7 @@ def _script_connection(url: str) -> RespConnection | None:
         db=int(options.get("db") or 0),
         username=options.get("username"),
         password=options.get("password"),
+        reply_timeout=reply_timeout,
     )
 
 
@@ -293,6 +294,7 @@ class RedisStore(Store):
         retention: float = 24 * 3600.0,
         prefix: str = "gearjobs",
         block: float = 1.0,
+        reply_timeout: float = 5.0,
     ) -> None:
         try:
             import redis.asyncio as aioredis
@@ -309,7 +311,9 @@ class RedisStore(Store):
         self._redis: Any = aioredis.Redis.from_url(
             url, decode_responses=False, socket_connect_timeout=2, health_check_interval=5
         )
-        self._scripts = _script_connection(url)
+        self.reply_timeout = reply_timeout
+        """Seconds without a word from Redis while script calls wait before they fail."""
+        self._scripts = _script_connection(url, reply_timeout)
         """The connection for script calls (see `_pipeline`); None: redis-py's pipeline (TLS)."""
         self._claim = self._redis.register_script(CLAIM)
         self._append = self._redis.register_script(APPEND)

@@ -14,7 +14,8 @@ __all__ = ("store_from_url",)
 def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
     """The store a URL names; a clear GearjobsError for anything else.
 
-    A Redis URL may carry `?lease=SECONDS` (default 10) and `&prefix=NAME` for its keys.
+    A Redis URL may carry `?lease=SECONDS` (default 10), `&prefix=NAME` for its keys and
+    `&reply_timeout=SECONDS` (default 5: how long script calls wait for a silent Redis).
     """
     parts = urlsplit(url)
     if parts.scheme in ("redis", "rediss"):
@@ -27,9 +28,19 @@ def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
             raise GearjobsError(f"store {url!r}: lease must be a number of seconds") from None
         if not 0.1 <= lease <= 3600:
             raise GearjobsError(f"store {url!r}: lease must be from 0.1 to 3600 seconds")
+        try:
+            reply_timeout = float(query.get("reply_timeout", ["5"])[0])
+        except ValueError:
+            raise GearjobsError(
+                f"store {url!r}: reply_timeout must be a number of seconds"
+            ) from None
+        if not 0.1 <= reply_timeout <= 3600:
+            raise GearjobsError(f"store {url!r}: reply_timeout must be from 0.1 to 3600 seconds")
         prefix = query.get("prefix", ["gearjobs"])[0]
         base = parts._replace(query="").geturl()
-        return RedisStore(base, lease=lease, retention=retention, prefix=prefix)
+        return RedisStore(
+            base, lease=lease, retention=retention, prefix=prefix, reply_timeout=reply_timeout
+        )
     if parts.scheme == "memory":
         return MemoryStore()
     if parts.scheme == "sqlite":
