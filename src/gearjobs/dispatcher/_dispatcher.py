@@ -79,6 +79,7 @@ class _Run:
     __slots__ = (
         "context",
         "detail",
+        "done",
         "executing",
         "flushed",
         "flushing",
@@ -100,14 +101,24 @@ class _Run:
         self.executing = False
         self.detail: Mapping[str, Any] | None = None
         self.settled: asyncio.Event | None = None
+        self.done = False
+        """True once the answer is in the store (or could not be written)."""
         self.flushed = 0
         """How many journal entries a live-journal store already holds."""
         self.flushing: asyncio.Task[None] | None = None
 
     def settled_event(self) -> asyncio.Event:
+        """Set once the answer is in the store; made when someone first waits for it."""
         if self.settled is None:
             self.settled = asyncio.Event()
+            if self.done:
+                self.settled.set()
         return self.settled
+
+    def settle(self) -> None:
+        self.done = True
+        if self.settled is not None:
+            self.settled.set()
 
 
 class Dispatcher:
@@ -543,7 +554,7 @@ class Dispatcher:
         """The job's answer is in the store (or could not be written): drop the live run."""
         if self._active.get(run.record.key) is run:
             del self._active[run.record.key]
-        run.settled_event().set()
+        run.settle()  # no Event a job: only those who wait for one make it
         for observer in self.observers:
             try:
                 observer.job_finished(run.record, run.detail)
