@@ -71,13 +71,12 @@ def _marker(failed: Failed, events: bool) -> bytes:
 
 
 async def _stream_body(
-    batches: AsyncGenerator[list[Entry], None], first: list[Entry], events: bool
+    batches: AsyncGenerator[list[Entry], None], events: bool
 ) -> AsyncIterator[bytes]:
     try:
-        pending = first
-        while True:
+        async for batch in batches:
             parts = []
-            for entry in pending:
+            for entry in batch:
                 if isinstance(entry, Chunk):
                     parts.append(entry.data)
                 elif isinstance(entry, Event):
@@ -86,11 +85,7 @@ async def _stream_body(
                     parts.append(_marker(entry, events))
             if parts:
                 yield b"".join(parts)
-            if pending and isinstance(pending[-1], Ended | Failed):
-                return
-            try:
-                pending = await anext(batches)
-            except StopAsyncIteration:
+            if batch and isinstance(batch[-1], Ended | Failed):
                 return
     finally:
         await batches.aclose()
@@ -126,7 +121,7 @@ async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Resp
         return Response(status_code=204, headers=headers)
     events = first.body is Body.EVENTS
     return StreamingResponse(
-        _stream_body(handle.follow_batches(1), [], events),
+        _stream_body(handle.follow_batches(1), events),
         status_code=status,
         headers=headers,
         media_type=NDJSON if events else TEXT,
