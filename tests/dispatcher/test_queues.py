@@ -130,6 +130,33 @@ async def test_a_worker_lives_on_after_a_job_raises() -> None:
         assert after.data == "alive"
 
 
+async def test_a_job_that_raises_cancelled_error_fails_and_its_worker_lives_on() -> None:
+    """A CancelledError the job raises itself (say, from a future someone else cancelled) is
+    the job's failure, not the worker's cancellation: joiners get the answer, the worker the
+    next job."""
+    async with Dispatcher(concurrent=1) as dispatcher:
+
+        class AwaitsCancelled:
+            fast = True
+
+            async def execute(self, response: Response) -> None:
+                cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                cancelled.cancel()
+                await cancelled
+
+        failed = ClientResponse()
+        ident = RequestIdentifier.new()
+        handle = await dispatcher.dispatch(ident, AwaitsCancelled(), failed)
+        await asyncio.wait_for(handle.wait(), 30)  # before: the run never ended, a worker died
+        assert failed.error is not None
+        assert failed.error.response_failure() is F.ERROR
+        record = await dispatcher.get(JobKey("anonymous", ident))
+        assert record is not None and record.state is JobState.FAILED
+        after = ClientResponse()
+        await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after))
+        assert after.data == "alive"
+
+
 async def test_a_sync_job_streaming_from_its_thread_is_recorded_in_order(
     dispatcher: Dispatcher,
 ) -> None:

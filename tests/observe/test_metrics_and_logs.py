@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gearjobs.dispatcher import Dispatcher, JobLog, JsonLogFormatter
 from gearjobs.http import create_app
+from gearjobs.http._metrics import Metrics
 from gearjobs.jobs import RequestIdentifier
 from gearjobs.store import JobKey, MemoryStore
 
@@ -151,3 +152,22 @@ def test_serve_writes_json_job_lines_without_params_unless_asked(tmp_path: Path)
             assert [x["event"] for x in ours] == ["start", "end"]
             assert ours[1]["outcome"] == "succeeded" and ours[1]["duration"] >= 0
             assert ("s3cr3t" in s.output()) is shown
+
+
+def test_histograms_count_each_value_in_the_first_bucket_that_holds_it() -> None:
+    """Buckets are cumulative and `le` (a value equal to a bound counts in that bucket)."""
+    metrics = Metrics(Dispatcher(store=MemoryStore()))
+    for value in (0.0005, 0.0006, 0.001, 3.0):
+        metrics.dispatch_latency.observe(value)
+    metrics.duration.observe(0.5, "echo")
+    s = samples(metrics.exposition().decode())
+    bucket = "gearjobs_dispatch_seconds_bucket"
+    assert s[(bucket, (("le", "0.0005"),))] == 1
+    assert s[(bucket, (("le", "0.001"),))] == 3
+    assert s[(bucket, (("le", "2.5"),))] == 3
+    assert s[(bucket, (("le", "+Inf"),))] == 4
+    assert s[("gearjobs_dispatch_seconds_count", ())] == 4
+    assert s[("gearjobs_dispatch_seconds_sum", ())] == pytest.approx(3.0021)
+    duration = "gearjobs_job_duration_seconds_bucket"
+    assert s[(duration, (("le", "0.1"), ("name", "echo")))] == 0
+    assert s[(duration, (("le", "0.5"), ("name", "echo")))] == 1

@@ -431,7 +431,7 @@ class Dispatcher:
         append: Callable[[Entry], None] = run.journal.append
         if self.store.live_journal:
             append = self._live_appender(run)
-        response = RecordingResponse(append, loop=loop, label=str(record.key))
+        response = RecordingResponse(append, loop=loop, label=record.key)
         job = run.job
         for observer in self.observers:
             observer.job_started(record, run.detail)
@@ -450,10 +450,13 @@ class Dispatcher:
                 result = await loop.run_in_executor(queue.executor, ctx.run, job.execute, response)
             if inspect.isawaitable(result):
                 await result
-        except asyncio.CancelledError:
-            if not self._closing:
-                raise
-            lost = True
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if self._closing or (task is not None and task.cancelling()):
+                lost = True  # closing cancelled it
+            else:  # the job raised it itself: a failure like any other
+                logger.error("job %s (%s) raised CancelledError", record.key, record.name)
+                response.fail(exc)
         except Exception as exc:
             logger.error(
                 "job %s (%s) raised %s", record.key, record.name, type(exc).__name__, exc_info=exc
@@ -467,6 +470,8 @@ class Dispatcher:
             running_context.reset(token)
         if lost:
             await self._lose(run)
+            if not self._closing:  # pragma: no cover - only close() cancels a running job
+                raise asyncio.CancelledError
             return
         self._conclude(run)
         flushing = run.flushing is not None and not run.flushing.done()

@@ -63,7 +63,7 @@ class RecordingResponse:
         append: Callable[[Entry], None],
         *,
         loop: asyncio.AbstractEventLoop,
-        label: str,
+        label: object,
     ) -> None:
         self._direct = append
         self._loop = loop
