@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -176,16 +176,11 @@ class _Api:
                 raise _refuse(400, "Content-Length must be a whole number")
             if int(length) > self.body_limit:
                 raise self._too_large()
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.body_limit:
-                raise self._too_large()
+        body = await self._body(request)
         if not body.strip():
             return {}
         try:
-            raw = bytes(body)
-            value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+            value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
         except (ValueError, RecursionError) as exc:
             raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
         if not isinstance(value, dict):
@@ -197,6 +192,28 @@ class _Api:
             except UnicodeEncodeError:
                 raise _refuse(400, "the body holds a lone UTF-16 surrogate escape") from None
         return value
+
+    async def _body(self, request: Request) -> bytes:
+        """The request's body, read from the ASGI channel (as `Request.stream` does, without
+        an async generator a request), refused once it passes the limit."""
+        receive = request.receive
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > self.body_limit:
+                        raise self._too_large()
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _too_large(self) -> Refused:
         return _refuse(

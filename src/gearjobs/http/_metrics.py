@@ -157,9 +157,9 @@ class Metrics:
         pass
 
     def job_finished(self, record: JobRecord, detail: Mapping[str, Any] | None) -> None:
-        outcome = record.state.value
+        outcome = record.state._value_
         if record.failure is not None:
-            outcome = f"{outcome}:{record.failure.value}"
+            outcome = f"{outcome}:{record.failure._value_}"
         self.finished.inc(record.name, outcome)
         if record.started_at is not None and record.finished_at is not None:
             self.duration.observe(max(0.0, record.finished_at - record.started_at), record.name)

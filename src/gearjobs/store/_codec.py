@@ -35,12 +35,12 @@ def encode_entry(entry: Entry) -> tuple[str, bytes]:
         if isinstance(entry, Event):
             return EVENT, entry.line()
         if isinstance(entry, Succeeded):
-            payload = {"k": entry.kind.value, "b": entry.body.value, "p": dict(entry.pending)}
+            payload = {"k": entry.kind._value_, "b": entry.body._value_, "p": dict(entry.pending)}
             if entry.body is Body.DATA:
                 payload["d"] = entry.data
             return SUCCEEDED, dumps(payload)
         if isinstance(entry, Failed):
-            return FAILED, dumps({"f": entry.failure.value, "m": entry.message, "d": entry.data})
+            return FAILED, dumps({"f": entry.failure._value_, "m": entry.message, "d": entry.data})
     except (TypeError, ValueError) as exc:
         raise GearjobsError(f"journal entry is not JSON-serializable: {exc}") from exc
     return ENDED_KIND, b""
@@ -64,21 +64,26 @@ def decode_entry(kind: str, payload: bytes) -> Entry:
 
 
 def record_row(record: JobRecord) -> tuple[Any, ...]:
-    """The record as a tuple of strings, numbers and None (the columns of SQLite's `jobs`)."""
+    """The record as a tuple of strings, numbers and None (the columns of SQLite's `jobs`).
+
+    Enum values are read as `_value_` (the member's own attribute) here and in
+    `encode_entry`: `.value` goes through a Python-level descriptor, and these run for every
+    job.
+    """
     return (
         record.key.user,
         str(record.key.id),
         record.name,
         record.fingerprint,
-        record.state.value,
+        record.state._value_,
         record.run,
         record.node,
         record.created_at,
         record.started_at,
         record.finished_at,
-        None if record.success is None else record.success.value,
-        None if record.body is None else record.body.value,
-        None if record.failure is None else record.failure.value,
+        None if record.success is None else record.success._value_,
+        None if record.body is None else record.body._value_,
+        None if record.failure is None else record.failure._value_,
         int(record.kept),
     )
 
