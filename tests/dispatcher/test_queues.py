@@ -261,3 +261,21 @@ async def test_a_cancelled_listing_does_not_cancel_the_answers_being_written(
             stored = await store.get(JobKey("anonymous", ident))
             assert stored is not None and stored.state is JobState.SUCCEEDED
     assert "not recorded" not in caplog.text
+
+
+async def test_answers_that_share_one_store_write_are_each_counted_off_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """The SQLite store writes answers queued together as one write (one future). The
+    dispatcher's count of answers being written (which makes workers wait at its limit) must
+    drop by one for each of them, or the workers would wait for every write from then on."""
+    store = SQLiteStore(tmp_path / "jobs.db")
+    async with Dispatcher(store=store, queue_fast=64) as dispatcher:
+        handles = await asyncio.gather(
+            *(dispatcher.dispatch(RequestIdentifier.new(), DataJob("x")) for _ in range(50))
+        )
+        await asyncio.gather(*(handle.wait() for handle in handles))
+        assert len(dispatcher._recording) < 50, "some answers shared a write"
+        records = await dispatcher.list_records(limit=100)  # waits for the writes
+        assert len(records) == 50 and all(r.state is JobState.SUCCEEDED for r in records)
+        assert dispatcher._recording_jobs == 0

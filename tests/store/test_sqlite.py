@@ -319,3 +319,62 @@ async def test_a_one_entry_answer_lives_in_the_jobs_row_until_retention_drops_it
         assert pruned is not None and not pruned.kept
     finally:
         await store.close()
+
+
+async def test_claims_and_answers_queued_together_share_writes_and_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    """New claims and one-entry answers queued one after another go in two groups (one
+    statement and one future each), which may pass each other: a claim grouped behind its own
+    answer is not written over it. Any other write closes the groups."""
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    await store.open()
+    keys = {name: JobKey("u", RequestIdentifier.new()) for name in "acsdf"}
+    records = {name: JobRecord(key, "echo", "f", node="n") for name, key in keys.items()}
+
+    def claim(name: str) -> None:
+        assert store.claim_now(records[name]) is not None, "a new id is claimed in memory"
+
+    def answer(name: str, entries: list[Entry]) -> asyncio.Future[None]:
+        records[name].state = JobState.SUCCEEDED
+        return store.finish_soon(records[name], entries)
+
+    def data(n: int) -> list[Entry]:
+        return [Succeeded(ResponseSuccess.OK, Body.DATA, {}, {"n": n})]
+
+    stream: list[Entry] = [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), Chunk(b"x"), ENDED]
+    try:
+        claim("a")
+        claim("c")
+        first = answer("a", data(1))
+        claim("s")
+        streamed = answer("s", stream)  # not a one-entry answer: closes both groups
+        second = answer("c", data(2))
+        claim("d")  # a new claims group, queued after the answers group of c and d
+        assert answer("d", data(3)) is second, "one write for answers queued together"
+        claim("f")  # claimed, never answered: its claim is written
+        assert len({first, streamed, second}) == 3
+        await asyncio.gather(first, streamed, second)
+    finally:
+        await store.close()
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        for name, entries in (("a", data(1)), ("c", data(2)), ("d", data(3)), ("s", stream)):
+            got = await reopened.get(keys[name])
+            assert got is not None and got.state is JobState.SUCCEEDED, name
+            assert await reopened.read(keys[name]) == entries, name
+        queued = await reopened.get(keys["f"])
+        assert queued is not None and queued.state is JobState.QUEUED
+    finally:
+        await reopened.close()
+
+
+async def test_a_store_that_is_closing_refuses_new_work_at_once(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+    await store.close()
+    with pytest.raises(GearjobsError, match="is closed"):
+        await store.get(record.key)

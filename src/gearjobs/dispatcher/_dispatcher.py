@@ -165,7 +165,9 @@ class Dispatcher:
         self._pruner: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._recording: set[asyncio.Future[None]] = set()
-        """Finished jobs whose answers are being written to the store."""
+        """The store's writes of finished jobs' answers (one may hold several answers)."""
+        self._recording_jobs = 0
+        """How many finished jobs' answers are being written."""
         self._recording_limit = queue_fast + queue_slow
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -475,7 +477,7 @@ class Dispatcher:
             return
         self._conclude(run)
         flushing = run.flushing is not None and not run.flushing.done()
-        if flushing or len(self._recording) >= self._recording_limit:
+        if flushing or self._recording_jobs >= self._recording_limit:
             await self._record(run)  # the live journal is still being written, or the store
             return  # is behind: this worker waits for it
         # The answer is in the journal already. Its write is queued in the store now (a read
@@ -490,7 +492,8 @@ class Dispatcher:
             self._recorded(run, written)
         else:
             self._recording.add(written)
-            written.add_done_callback(functools.partial(self._recorded, run))
+            self._recording_jobs += 1
+            written.add_done_callback(functools.partial(self._recorded, run, counted=True))
 
     def _live_appender(self, run: _Run) -> Callable[[Entry], None]:
         """Appends to the journal and, within the same loop tick, to the store's journal."""
@@ -547,8 +550,10 @@ class Dispatcher:
         finally:
             self._forget(run)
 
-    def _recorded(self, run: _Run, written: asyncio.Future[None]) -> None:
-        self._recording.discard(written)
+    def _recorded(self, run: _Run, written: asyncio.Future[None], *, counted: bool = False) -> None:
+        if counted:
+            self._recording.discard(written)
+            self._recording_jobs -= 1
         if written.cancelled():
             logger.error("the answer of job %s was not recorded: cancelled", run.record.key)
         elif (exc := written.exception()) is not None:

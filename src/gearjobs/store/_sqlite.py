@@ -99,11 +99,15 @@ class SQLiteStore(Store):
         """What was asked, in order: the statement, its outcome, whether it writes."""
         self._known: set[tuple[str, str]] = set()
         """(user, id) of every record in the file: a claim of any other id needs no read."""
-        self._unwritten: dict[JobKey, JobRecord] = {}
+        self._unwritten: dict[JobKey, Row] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
+        self._claims: _Rows | None = None
+        self._answers: _Rows | None = None
+        """The groups of new claims and of one-entry answers that the queue ends with."""
         self._batch: asyncio.Handle | None = None
         self._batch_later = False
         """The next batch is on a timer: only writes that nobody waits for are queued."""
+        self._closed = False
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._last_checkpoint = 0.0
@@ -134,15 +138,43 @@ class SQLiteStore(Store):
         commit writes every page it changed to the WAL; most of its cost does not grow
         with the number of jobs in it.)
         """
+        self._claims = self._answers = None  # later rows must not move ahead of this
+        return self._queue(functools.partial(func, *args), waited_for=waited_for, writes=writes)
+
+    def _queue(
+        self, func: Callable[[], T], *, waited_for: bool, writes: bool = True
+    ) -> asyncio.Future[T]:
+        if self._closed:
+            raise GearjobsError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._writes.append((functools.partial(func, *args), future, writes))
+        self._writes.append((func, future, writes))
         if waited_for:
             self._hurry()
         elif self._batch is None:
             self._batch = loop.call_later(self.WRITE_BEHIND, self._run_batch)
             self._batch_later = True
         return future
+
+    def _group(self, which: str, sql: str) -> _Rows:
+        """The open group `which` (claims or answers), or a new one at the queue's end.
+
+        A group is one `executemany` in the batch and one future for all its rows. The two
+        groups stay open while only rows for them are queued, so a row may run ahead of rows
+        of the other group queued before it: new claims and one-entry answers commute (an
+        answer's record replaces its claim's, and a claim whose answer was queued is not
+        written at all). Anything else queued closes both.
+        """
+        group: _Rows | None = getattr(self, which)
+        if group is None:
+            rows: list[Any] = []
+            future = self._queue(
+                functools.partial(self._write_rows, sql, rows, which == "_claims"),
+                waited_for=False,
+            )
+            group = _Rows(rows, future)
+            setattr(self, which, group)
+        return group
 
     def _hurry(self) -> None:
         """Run the next batch in the next turn of the loop."""
@@ -154,6 +186,7 @@ class SQLiteStore(Store):
 
     def _run_batch(self) -> None:
         self._batch = None
+        self._claims = self._answers = None  # a batch takes the groups with it
         if self._checkpoint is not None and not self._checkpoint.done():
             # Writes wait for the checkpoint's end (which runs them); reads asked before any
             # of them need not.
@@ -274,6 +307,7 @@ class SQLiteStore(Store):
         if self._batch is not None:  # what was asked for is written first
             self._batch.cancel()
             self._run_batch()
+        self._closed = True  # what is asked from now on fails at once
         if self._db is not None:
             await self._run(self._close)
         self._executor.shutdown(wait=True)
@@ -302,21 +336,22 @@ class SQLiteStore(Store):
             # crash before that write forgets a job that never finished: a retry runs it, as
             # it would run a lost one.
             self._known.add(known)
-            claimed = record.copy()
-            self._unwritten[record.key] = claimed
-            self._write_behind(self._insert_claim, claimed)
+            row = record_row(record)
+            self._unwritten[record.key] = row
+            claims = self._group("_claims", _INSERT)
+            if not claims.rows:
+                claims.future.add_done_callback(_log_failed_write)
+            claims.rows.append((record.key, row))
             return ClaimResult(True)
         return None
 
-    def _write_behind(self, func: Callable[..., Any], *args: Any) -> None:
-        self._enqueue(func, *args, waited_for=False).add_done_callback(_log_failed_write)
-
-    def _insert_claim(self, record: JobRecord) -> None:
-        # Still unwritten unless finish() took it over (then its own write comes later).
-        if self._unwritten.get(record.key) is record:
-            self.db.execute(
-                f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", record_row(record)
-            )
+    def _write_rows(self, sql: str, rows: list[Any], claims: bool) -> None:
+        if claims:
+            # A claim is still unwritten unless its answer took over (written on its own).
+            unwritten = self._unwritten
+            rows = [row for key, row in rows if unwritten.get(key) is row]
+        if rows:
+            self.db.executemany(sql, rows)
 
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
@@ -389,25 +424,24 @@ class SQLiteStore(Store):
 
     def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
+        # The journal is written in one piece with the record, from position 0. A journal of
+        # one entry (a data answer, a failure) is kept in the job's own row: one B-tree insert
+        # a job instead of two, and half the pages a commit writes; such answers queued one
+        # after another share one statement (see `_group`).
         encoded = [encode_entry(e) for e in entries]
         self._unwritten.pop(record.key, None)
+        if len(encoded) == 1:
+            answers = self._group("_answers", _INSERT_WITH_ANSWER)
+            answers.rows.append((*record_row(record), *encoded[0]))
+            return answers.future
         return self._enqueue(
-            self._finish, record.copy(), encoded, not self.live_journal, waited_for=False
+            self._finish, record.key, record_row(record), encoded, waited_for=False
         )
 
-    def _finish(self, record: JobRecord, encoded: list[tuple[str, bytes]], whole: bool) -> None:
-        # `whole`: the journal is written here in one piece, so it starts at position 0. A
-        # journal of one entry (a data answer, a failure) is kept in the job's own row: one
-        # B-tree insert a job instead of two, and half the pages a commit writes.
-        if whole and len(encoded) == 1:
-            kind, payload = encoded[0]
-            self.db.execute(_INSERT_WITH_ANSWER, (*record_row(record), kind, payload))
-            return
-        self.db.execute(
-            f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", record_row(record)
-        )
+    def _finish(self, key: JobKey, row: Row, encoded: list[tuple[str, bytes]]) -> None:
+        self.db.execute(_INSERT, row)
         if encoded:
-            self._append(record.key, encoded, fresh=whole)
+            self._append(key, encoded, fresh=True)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._submit_read(self._read, key, offset, limit)
@@ -534,6 +568,7 @@ class SQLiteStore(Store):
 
 
 _MARKS = ", ".join("?" * len(COLUMNS.split(",")))
+_INSERT = f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})"
 _INSERT_WITH_ANSWER = (
     f"INSERT OR REPLACE INTO jobs ({COLUMNS}, answer_kind, answer) VALUES ({_MARKS}, ?, ?)"
 )
@@ -541,6 +576,19 @@ _UPSERT = (
     f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (user, id) DO UPDATE SET "
     + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[2:])
 )
+
+
+Row = tuple[Any, ...]
+
+
+class _Rows:
+    """Rows queued for one statement, and the future of their write."""
+
+    __slots__ = ("future", "rows")
+
+    def __init__(self, rows: list[Any], future: asyncio.Future[None]) -> None:
+        self.rows = rows
+        self.future = future
 
 
 def _log_failed_checkpoint(future: asyncio.Future[None]) -> None:
