@@ -184,13 +184,19 @@ def _fail(calls: list[_ScriptCall], exc: BaseException) -> None:
             future.set_exception(exc)
 
 
-def _answer(call: _ScriptCall, reply: Any) -> None:
+@functools.cache
+def _reply_errors() -> tuple[type[Exception], ...]:
+    """What a failed script call's reply can be (redis is imported on first use)."""
     from redis.exceptions import RedisError
 
+    return RedisError, ReplyError
+
+
+def _answer(call: _ScriptCall, reply: Any) -> None:
     *_, future, what = call
     if future.done():
         return
-    if isinstance(reply, RedisError | ReplyError):
+    if isinstance(reply, _reply_errors()):
         future.set_exception(StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}"))
     else:
         future.set_result(reply)
@@ -232,22 +238,22 @@ def _key_of(member: str) -> JobKey:
 
 
 def _fields(record: JobRecord) -> list[str]:
-    values = {
-        "name": record.name,
-        "fingerprint": record.fingerprint,
-        "state": record.state.value,
-        "node": record.node,
-        "created_at": repr(record.created_at),
-        "started_at": "" if record.started_at is None else repr(record.started_at),
-        "finished_at": "" if record.finished_at is None else repr(record.finished_at),
-        "success": "" if record.success is None else record.success.value,
-        "body": "" if record.body is None else record.body.value,
-        "failure": "" if record.failure is None else record.failure.value,
-    }
-    flat: list[str] = []
-    for name, value in values.items():
-        flat += [name, value]
-    return flat
+    """The record's fields as name, value, name, value... (enum values read as `_value_`:
+    `.value` is a Python-level descriptor, and this runs twice a job)."""
+    started, finished = record.started_at, record.finished_at
+    success, body, failure = record.success, record.body, record.failure
+    return [
+        "name", record.name,
+        "fingerprint", record.fingerprint,
+        "state", record.state._value_,
+        "node", record.node,
+        "created_at", repr(record.created_at),
+        "started_at", "" if started is None else repr(started),
+        "finished_at", "" if finished is None else repr(finished),
+        "success", "" if success is None else success._value_,
+        "body", "" if body is None else body._value_,
+        "failure", "" if failure is None else failure._value_,
+    ]  # fmt: skip
 
 
 def _record(key: JobKey, raw: dict[str, str]) -> JobRecord:
@@ -341,15 +347,16 @@ class RedisStore(Store):
 
     # Keys
 
-    def _job_keys(self, key: JobKey, last: str) -> list[str]:
+    def _job_keys(self, member: str, last: str) -> list[str]:
         """The keys of the claim and final-write scripts; they differ in the last one."""
+        prefix = self.prefix
         return [
-            self._k("rec", key),
-            self._k("jnl", key),
-            self._k("remembered"),
-            self._k("active"),
-            self._k("lease", key),
-            self._k(last),
+            f"{prefix}:rec:{member}",
+            f"{prefix}:jnl:{member}",
+            f"{prefix}:remembered",
+            f"{prefix}:active",
+            f"{prefix}:lease:{member}",
+            f"{prefix}:{last}",
         ]
 
     def _k(self, kind: str, key: JobKey | None = None) -> str:
@@ -525,7 +532,7 @@ class RedisStore(Store):
             repr(record.created_at),
             *_fields(record),
         ]
-        keys = self._job_keys(key, "idx")
+        keys = self._job_keys(member, "idx")
         reply = await self._eval(self._claim, keys, args, "claim an id")
         words = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         if words and words[0] == "__claimed__":
@@ -596,7 +603,7 @@ class RedisStore(Store):
         self._runs.pop(member, None)
         for entry in entries:
             args += list(encode_entry(entry))
-        keys = self._job_keys(key, "finished")
+        keys = self._job_keys(member, "finished")
         written = self._eval(self._finish, keys, args, "record an answer")
         written.add_done_callback(functools.partial(_check_finished, key))
         return written
