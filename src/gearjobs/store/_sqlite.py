@@ -101,9 +101,8 @@ class SQLiteStore(Store):
         """(user, id) of every record in the file: a claim of any other id needs no read."""
         self._unwritten: dict[JobKey, Row] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
-        self._claims: _Rows | None = None
-        self._answers: _Rows | None = None
-        """The groups of new claims and of one-entry answers that the queue ends with."""
+        self._groups: dict[str, _Rows] = {}
+        """The open groups (new claims, one-entry answers) by statement; see `_group`."""
         self._batch: asyncio.Handle | None = None
         self._batch_later = False
         """The next batch is on a timer: only writes that nobody waits for are queued."""
@@ -138,7 +137,7 @@ class SQLiteStore(Store):
         commit writes every page it changed to the WAL; most of its cost does not grow
         with the number of jobs in it.)
         """
-        self._claims = self._answers = None  # later rows must not move ahead of this
+        self._groups.clear()  # later rows must not move ahead of this
         return self._queue(functools.partial(func, *args), waited_for=waited_for, writes=writes)
 
     def _queue(
@@ -156,8 +155,8 @@ class SQLiteStore(Store):
             self._batch_later = True
         return future
 
-    def _group(self, which: str, sql: str) -> _Rows:
-        """The open group `which` (claims or answers), or a new one at the queue's end.
+    def _group(self, sql: str) -> _Rows:
+        """The open group of rows for `sql` (new claims or answers), or a new one at the end.
 
         A group is one `executemany` in the batch and one future for all its rows. The two
         groups stay open while only rows for them are queued, so a row may run ahead of rows
@@ -165,15 +164,15 @@ class SQLiteStore(Store):
         answer's record replaces its claim's, and a claim whose answer was queued is not
         written at all). Anything else queued closes both.
         """
-        group: _Rows | None = getattr(self, which)
+        group = self._groups.get(sql)
         if group is None:
             rows: list[Any] = []
             future = self._queue(
-                functools.partial(self._write_rows, sql, rows, which == "_claims"),
+                functools.partial(self._write_rows, sql, rows, sql == _INSERT),
                 waited_for=False,
             )
             group = _Rows(rows, future)
-            setattr(self, which, group)
+            self._groups[sql] = group
         return group
 
     def _hurry(self) -> None:
@@ -186,7 +185,7 @@ class SQLiteStore(Store):
 
     def _run_batch(self) -> None:
         self._batch = None
-        self._claims = self._answers = None  # a batch takes the groups with it
+        self._groups.clear()  # a batch takes the groups with it
         if self._checkpoint is not None and not self._checkpoint.done():
             # Writes wait for the checkpoint's end (which runs them); reads asked before any
             # of them need not.
@@ -338,7 +337,7 @@ class SQLiteStore(Store):
             self._known.add(known)
             row = record_row(record)
             self._unwritten[record.key] = row
-            claims = self._group("_claims", _INSERT)
+            claims = self._group(_INSERT)
             if not claims.rows:
                 claims.future.add_done_callback(_log_failed_write)
             claims.rows.append((record.key, row))
@@ -431,7 +430,7 @@ class SQLiteStore(Store):
         encoded = [encode_entry(e) for e in entries]
         self._unwritten.pop(record.key, None)
         if len(encoded) == 1:
-            answers = self._group("_answers", _INSERT_WITH_ANSWER)
+            answers = self._group(_INSERT_WITH_ANSWER)
             answers.rows.append((*record_row(record), *encoded[0]))
             return answers.future
         return self._enqueue(
