@@ -180,7 +180,7 @@ class _Api:
         if not body.strip():
             return {}
         try:
-            value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+            value = _DECODER.decode(body.decode(_encoding(body), "surrogatepass"))
         except (ValueError, RecursionError) as exc:
             raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
         if not isinstance(value, dict):
@@ -431,10 +431,23 @@ def _resume_offset(request: Request) -> int:
     return int(last) + 1
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What `json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)` does,
+made once: json.dumps with options makes an encoder a call."""
+
+
 def _fingerprint(route: str, params: Mapping[str, Any]) -> str:
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(params)
     digest = hashlib.sha256(f"{route}\n{canonical}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def _encoding(body: bytes) -> str:
+    """The encoding of a JSON body, as `json.detect_encoding` says; a body that starts with
+    "{" followed by anything but a NUL byte (UTF-16 or UTF-32) is UTF-8 without asking."""
+    if body[:1] == b"{" and body[1:2] != b"\x00":
+        return "utf-8"
+    return json.detect_encoding(body)
 
 
 def _no_constants(name: str) -> Any:
