@@ -1,6 +1,7 @@
 import asyncio
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from gearjobs.jobs import (
     StructuredJobError,
     current_context,
 )
-from gearjobs.store import Body, Failed, JobKey, JobState, MemoryStore, Succeeded
+from gearjobs.store import Body, Failed, JobKey, JobState, MemoryStore, SQLiteStore, Succeeded
 
 from .helpers import OK, DataJob, Gate, StreamJob
 
@@ -312,3 +313,27 @@ async def test_the_dispatcher_prunes_by_itself_every_prune_interval() -> None:
         await asyncio.wait_for(pruned.wait(), 10)
         record = await store.get(JobKey("anonymous", ident))
         assert record is not None and not record.kept
+
+
+async def test_a_neighbour_whose_answer_cannot_be_written_does_not_make_a_job_run_again(
+    tmp_path: Path,
+) -> None:
+    """On SQLite, answers finished together are written in one statement. One that cannot be
+    written (a user that is no UTF-8) must not take its neighbour's answer down with it:
+    the neighbour's id, asked again, replays instead of running again."""
+    store = SQLiteStore(tmp_path / "jobs.db")
+    async with Dispatcher(store=store) as dispatcher:
+        job = DataJob("done")
+        ident, other = RequestIdentifier.new(), RequestIdentifier.new()
+        handles = await asyncio.gather(
+            dispatcher.dispatch(ident, job, context=JobContext(ident, "alice")),
+            dispatcher.dispatch(other, job, context=JobContext(other, "\ud800")),
+        )
+        await asyncio.gather(*(handle.wait() for handle in handles))
+        await dispatcher.list_records()  # waits for the answers being written
+        assert job.runs == 2
+        again = ClientResponse()
+        handle = await dispatcher.dispatch(ident, job, again, context=JobContext(ident, "alice"))
+        await handle
+        assert again.data == "done"
+        assert job.runs == 2, "alice's job ran a second time under the same id"

@@ -263,19 +263,93 @@ async def test_a_cancelled_listing_does_not_cancel_the_answers_being_written(
     assert "not recorded" not in caplog.text
 
 
-async def test_answers_that_share_one_store_write_are_each_counted_off_when_it_ends(
-    tmp_path: Path,
-) -> None:
-    """The SQLite store writes answers queued together as one write (one future). The
-    dispatcher's count of answers being written (which makes workers wait at its limit) must
-    drop by one for each of them, or the workers would wait for every write from then on."""
-    store = SQLiteStore(tmp_path / "jobs.db")
-    async with Dispatcher(store=store, queue_fast=64) as dispatcher:
-        handles = await asyncio.gather(
-            *(dispatcher.dispatch(RequestIdentifier.new(), DataJob("x")) for _ in range(50))
+async def test_a_job_that_cancels_its_own_task_fails_and_its_worker_lives_on() -> None:
+    async with Dispatcher(concurrent=1) as dispatcher:
+
+        class CancelsItself:
+            fast = True
+
+            async def execute(self, response: Response) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+                await asyncio.sleep(0)
+
+        ident = RequestIdentifier.new()
+        failed = ClientResponse()
+        await asyncio.wait_for(
+            (await dispatcher.dispatch(ident, CancelsItself(), failed)).wait(), 30
         )
-        await asyncio.gather(*(handle.wait() for handle in handles))
-        assert len(dispatcher._recording) < 50, "some answers shared a write"
-        records = await dispatcher.list_records(limit=100)  # waits for the writes
-        assert len(records) == 50 and all(r.state is JobState.SUCCEEDED for r in records)
-        assert dispatcher._recording_jobs == 0
+        assert failed.error is not None and failed.error.response_failure() is F.ERROR
+        record = await dispatcher.get(JobKey("anonymous", ident))
+        assert record is not None and record.state is JobState.FAILED
+        after = ClientResponse()
+        handle = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after)
+        await asyncio.wait_for(handle.wait(), 30)  # before: the worker had died
+        assert after.data == "alive"
+
+
+async def test_a_cancellation_a_job_swallowed_does_not_reach_the_next_job() -> None:
+    """A job that cancels its own task and catches it (as some timeout helpers do) leaves
+    the worker's task asking for no cancellation: the next job on it is judged on its own."""
+    async with Dispatcher(concurrent=1) as dispatcher:
+
+        class SwallowsItsCancel:
+            fast = True
+
+            async def execute(self, response: Response) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+                response.success_with_data(OK, "fine")
+
+        class CancelsWithoutWaiting:
+            fast = True
+
+            async def execute(self, response: Response) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()  # and returns: the cancellation is still pending
+                response.success_with_data(OK, "left one behind")
+
+        class AwaitsCancelled:
+            fast = True
+
+            async def execute(self, response: Response) -> None:
+                cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                cancelled.cancel()
+                await cancelled
+
+        jobs = ((SwallowsItsCancel(), "fine"), (CancelsWithoutWaiting(), "left one behind"))
+        for job, data in jobs:
+            first = ClientResponse()
+            handle = await dispatcher.dispatch(RequestIdentifier.new(), job, first)
+            await asyncio.wait_for(handle.wait(), 30)
+            assert first.data == data
+            ident = RequestIdentifier.new()
+            handle = await dispatcher.dispatch(ident, AwaitsCancelled(), ClientResponse())
+            await asyncio.wait_for(handle.wait(), 30)
+            record = await dispatcher.get(JobKey("anonymous", ident))
+            assert record is not None and record.state is JobState.FAILED, "not lost"
+            for _ in range(2):  # the second finds the worker idle, waiting for work
+                after = ClientResponse()
+                handle = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after)
+                await asyncio.wait_for(handle.wait(), 30)
+                assert after.data == "alive"
+
+
+async def test_a_sync_job_raising_cancelled_error_fails_like_any_other() -> None:
+    async with Dispatcher(concurrent=1) as dispatcher:
+
+        class RaisesInItsThread:
+            fast = True
+
+            def execute(self, response: Response) -> None:
+                raise asyncio.CancelledError()
+
+        failed = ClientResponse()
+        handle = await dispatcher.dispatch(RequestIdentifier.new(), RaisesInItsThread(), failed)
+        await asyncio.wait_for(handle.wait(), 30)
+        assert failed.error is not None and failed.error.response_failure() is F.ERROR

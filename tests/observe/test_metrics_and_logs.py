@@ -171,3 +171,17 @@ def test_histograms_count_each_value_in_the_first_bucket_that_holds_it() -> None
     duration = "gearjobs_job_duration_seconds_bucket"
     assert s[(duration, (("le", "0.1"), ("name", "echo")))] == 0
     assert s[(duration, (("le", "0.5"), ("name", "echo")))] == 1
+
+
+def test_the_dispatch_histogram_is_shown_before_anything_was_observed() -> None:
+    s = samples(Metrics(Dispatcher(store=MemoryStore())).exposition().decode())
+    assert s[("gearjobs_dispatch_seconds_count", ())] == 0
+    assert s[("gearjobs_dispatch_seconds_bucket", (("le", "+Inf"),))] == 0
+
+
+def test_a_count_with_the_wrong_labels_is_refused() -> None:
+    metrics = Metrics(Dispatcher(store=MemoryStore()))
+    with pytest.raises(ValueError, match="takes the labels"):
+        metrics.finished.inc("echo")
+    with pytest.raises(ValueError, match="takes the labels"):
+        metrics.duration.observe(1.0)

@@ -23,6 +23,7 @@ from gearjobs.store import (
     JobState,
     MemoryStore,
     SQLiteStore,
+    StoreUnavailable,
     Succeeded,
     decode_entry,
     encode_entry,
@@ -325,7 +326,7 @@ async def test_claims_and_answers_queued_together_share_writes_and_keep_their_or
     tmp_path: Path,
 ) -> None:
     """New claims and one-entry answers queued one after another go in two groups (one
-    statement and one future each), which may pass each other: a claim grouped behind its own
+    statement each in the batch), which may pass each other: a claim grouped behind its own
     answer is not written over it. Any other write closes the groups."""
     path = tmp_path / "jobs.db"
     store = SQLiteStore(path)
@@ -352,10 +353,9 @@ async def test_claims_and_answers_queued_together_share_writes_and_keep_their_or
         streamed = answer("s", stream)  # not a one-entry answer: closes both groups
         second = answer("c", data(2))
         claim("d")  # a new claims group, queued after the answers group of c and d
-        assert answer("d", data(3)) is second, "one write for answers queued together"
+        third = answer("d", data(3))  # joins the answers group of c, queued before d's claim
         claim("f")  # claimed, never answered: its claim is written
-        assert len({first, streamed, second}) == 3
-        await asyncio.gather(first, streamed, second)
+        await asyncio.gather(first, streamed, second, third)
     finally:
         await store.close()
     reopened = SQLiteStore(path)
@@ -376,5 +376,52 @@ async def test_a_store_that_is_closing_refuses_new_work_at_once(tmp_path: Path) 
     await store.open()
     record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
     await store.close()
-    with pytest.raises(GearjobsError, match="is closed"):
+    with pytest.raises(StoreUnavailable, match="is closed"):
         await store.get(record.key)
+
+
+async def test_a_row_that_cannot_be_written_fails_alone(tmp_path: Path) -> None:
+    """A bad row (here a user that is no UTF-8: a lone surrogate) in a group fails its own
+    write; its neighbours in the same statement are written and say so."""
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    good = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+    bad = JobRecord(JobKey("\ud800", RequestIdentifier.new()), "echo", "f", node="n")
+    answer = [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)]
+    try:
+        for record in (good, bad):
+            assert store.claim_now(record) is not None
+            record.state = JobState.SUCCEEDED
+        written = [store.finish_soon(record, answer) for record in (good, bad)]
+        good_outcome, bad_outcome = await asyncio.gather(*written, return_exceptions=True)
+        assert good_outcome is None
+        assert isinstance(bad_outcome, UnicodeEncodeError)
+        stored = await store.get(good.key)
+        assert stored is not None and stored.state is JobState.SUCCEEDED
+        assert await store.read(good.key) == answer
+    finally:
+        await store.close()
+
+
+async def test_a_caller_giving_up_on_its_write_does_not_touch_its_neighbours(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    answer = [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)]
+    a, b = (
+        JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", JobState.SUCCEEDED, node="n")
+        for _ in range(2)
+    )
+    try:
+        neighbour = store.finish_soon(a, answer)
+        caller = asyncio.ensure_future(store.finish(b, answer))
+        await asyncio.sleep(0)  # the caller waits for its write now
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+        await neighbour  # written, not cancelled
+        for record in (a, b):  # the write itself went on
+            stored = await store.get(record.key)
+            assert stored is not None and stored.state is JobState.SUCCEEDED
+    finally:
+        await store.close()

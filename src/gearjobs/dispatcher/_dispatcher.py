@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -88,6 +89,7 @@ class _Run:
         "queue",
         "record",
         "settled",
+        "stopped",
     )
 
     def __init__(
@@ -106,6 +108,8 @@ class _Run:
         self.flushed = 0
         """How many journal entries a live-journal store already holds."""
         self.flushing: asyncio.Task[None] | None = None
+        self.stopped = False
+        """True once `close` cancelled the job (it is then lost, not failed)."""
 
     def settled_event(self) -> asyncio.Event:
         """Set once the answer is in the store; made when someone first waits for it."""
@@ -165,9 +169,7 @@ class Dispatcher:
         self._pruner: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._recording: set[asyncio.Future[None]] = set()
-        """The store's writes of finished jobs' answers (one may hold several answers)."""
-        self._recording_jobs = 0
-        """How many finished jobs' answers are being written."""
+        """Finished jobs whose answers are being written to the store."""
         self._recording_limit = queue_fast + queue_slow
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -220,6 +222,8 @@ class Dispatcher:
         # a worker busy recording an answer is left to finish it.
         for task, current in self._workers.items():
             if current is None or current.executing:
+                if current is not None:
+                    current.stopped = True
                 task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         if self._recording:  # wait, not gather: cancelling a gather cancels the writes
@@ -440,6 +444,8 @@ class Dispatcher:
         token = running_context.set(run.context)
         run.executing = True
         lost = False
+        worker = asyncio.current_task()
+        cancelling = worker.cancelling() if worker is not None else 0
         try:
             if self.store.live_journal and queue is self.slow:
                 # Other nodes see a slow job running. A fast job (short by its contract) is
@@ -453,11 +459,12 @@ class Dispatcher:
             if inspect.isawaitable(result):
                 await result
         except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if self._closing or (task is not None and task.cancelling()):
-                lost = True  # closing cancelled it
-            else:  # the job raised it itself: a failure like any other
-                logger.error("job %s (%s) raised CancelledError", record.key, record.name)
+            if run.stopped:
+                lost = True  # close() cancelled it
+            else:  # the job raised it (awaited something cancelled, or cancelled its task)
+                logger.error(
+                    "job %s (%s) raised CancelledError", record.key, record.name, exc_info=exc
+                )
                 response.fail(exc)
         except Exception as exc:
             logger.error(
@@ -470,14 +477,19 @@ class Dispatcher:
             run.executing = False
             queue.running -= 1
             running_context.reset(token)
+        if worker is not None and not run.stopped and worker.cancelling() > cancelling:
+            # The job cancelled its own worker's task: that cancellation, delivered or still
+            # pending, must reach neither the worker nor its next job.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            while worker.cancelling() > cancelling:
+                worker.uncancel()
         if lost:
             await self._lose(run)
-            if not self._closing:  # pragma: no cover - only close() cancels a running job
-                raise asyncio.CancelledError
             return
         self._conclude(run)
         flushing = run.flushing is not None and not run.flushing.done()
-        if flushing or self._recording_jobs >= self._recording_limit:
+        if flushing or len(self._recording) >= self._recording_limit:
             await self._record(run)  # the live journal is still being written, or the store
             return  # is behind: this worker waits for it
         # The answer is in the journal already. Its write is queued in the store now (a read
@@ -492,8 +504,7 @@ class Dispatcher:
             self._recorded(run, written)
         else:
             self._recording.add(written)
-            self._recording_jobs += 1
-            written.add_done_callback(functools.partial(self._recorded, run, counted=True))
+            written.add_done_callback(functools.partial(self._recorded, run))
 
     def _live_appender(self, run: _Run) -> Callable[[Entry], None]:
         """Appends to the journal and, within the same loop tick, to the store's journal."""
@@ -550,10 +561,8 @@ class Dispatcher:
         finally:
             self._forget(run)
 
-    def _recorded(self, run: _Run, written: asyncio.Future[None], *, counted: bool = False) -> None:
-        if counted:
-            self._recording.discard(written)
-            self._recording_jobs -= 1
+    def _recorded(self, run: _Run, written: asyncio.Future[None]) -> None:
+        self._recording.discard(written)
         if written.cancelled():
             logger.error("the answer of job %s was not recorded: cancelled", run.record.key)
         elif (exc := written.exception()) is not None:

@@ -213,7 +213,11 @@ class _Api:
                     break
             elif kind == "http.disconnect":
                 raise ClientDisconnect()
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        # What Request.body() keeps (a private name of Starlette's), so that an exception
+        # handler that reads the body gets it rather than waiting on a spent channel.
+        request._body = body
+        return body
 
     def _too_large(self) -> Refused:
         return _refuse(

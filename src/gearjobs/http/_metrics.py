@@ -42,7 +42,11 @@ class _Counter(Collector):
 
     def inc(self, *labels: str) -> None:
         values = self.values
-        values[labels] = values.get(labels, 0) + 1
+        count = values.get(labels)
+        if count is None:
+            _check_labels(self.name, self.labelnames, labels)
+            count = 0
+        values[labels] = count + 1
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -66,10 +70,13 @@ class _Histogram(Collector):
         self.labelnames = labelnames
         self.bounds = buckets
         self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        if not labelnames:  # shown, with zeros, before anything is observed
+            self.series[()] = ([0] * (len(buckets) + 1), [0.0])
 
     def observe(self, value: float, *labels: str) -> None:
         series = self.series.get(labels)
         if series is None:
+            _check_labels(self.name, self.labelnames, labels)
             series = self.series[labels] = ([0] * (len(self.bounds) + 1), [0.0])
         counts, total = series
         counts[bisect.bisect_left(self.bounds, value)] += 1  # a bucket counts values <= its bound
@@ -87,6 +94,11 @@ class _Histogram(Collector):
                 buckets.append((bound, cumulative))
             family.add_metric(labels, buckets, total[0])
         yield family
+
+
+def _check_labels(name: str, labelnames: tuple[str, ...], labels: tuple[str, ...]) -> None:
+    if len(labels) != len(labelnames):
+        raise ValueError(f"{name} takes the labels {labelnames}, not {labels}")
 
 
 class Metrics:

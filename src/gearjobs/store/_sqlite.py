@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
-from gearjobs.store._base import ClaimResult, Store, lost_entry
+from gearjobs.store._base import ClaimResult, Store, StoreUnavailable, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry, record_from_row, record_row
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
@@ -144,7 +144,7 @@ class SQLiteStore(Store):
         self, func: Callable[[], T], *, waited_for: bool, writes: bool = True
     ) -> asyncio.Future[T]:
         if self._closed:
-            raise GearjobsError(f"{self!r} is closed")
+            raise StoreUnavailable(f"the job store ({self!r}) is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._writes.append((func, future, writes))
@@ -158,20 +158,18 @@ class SQLiteStore(Store):
     def _group(self, sql: str) -> _Rows:
         """The open group of rows for `sql` (new claims or answers), or a new one at the end.
 
-        A group is one `executemany` in the batch and one future for all its rows. The two
-        groups stay open while only rows for them are queued, so a row may run ahead of rows
-        of the other group queued before it: new claims and one-entry answers commute (an
-        answer's record replaces its claim's, and a claim whose answer was queued is not
-        written at all). Anything else queued closes both.
+        A group is one `executemany` in the batch. The two groups stay open while only rows
+        for them are queued, so a row may run ahead of rows of the other group queued before
+        it: new claims and one-entry answers commute (an answer's record replaces its
+        claim's, and a claim whose answer was queued is not written at all). Anything else
+        queued closes both. Each row has its own outcome, known once the batch committed.
         """
         group = self._groups.get(sql)
         if group is None:
-            rows: list[Any] = []
-            future = self._queue(
-                functools.partial(self._write_rows, sql, rows, sql == _INSERT),
-                waited_for=False,
-            )
-            group = _Rows(rows, future)
+            group = _Rows(sql, claims=sql == _INSERT)
+            self._queue(
+                functools.partial(self._write_rows, group), waited_for=False
+            ).add_done_callback(group.settle)
             self._groups[sql] = group
         return group
 
@@ -334,23 +332,45 @@ class SQLiteStore(Store):
             # the claim is won here and written in the next batch, without waiting for it. A
             # crash before that write forgets a job that never finished: a retry runs it, as
             # it would run a lost one.
+            claims = self._group(_INSERT)  # first: a closed store refuses here
             self._known.add(known)
             row = record_row(record)
             self._unwritten[record.key] = row
-            claims = self._group(_INSERT)
-            if not claims.rows:
-                claims.future.add_done_callback(_log_failed_write)
-            claims.rows.append((record.key, row))
+            claims.add_claim(record.key, row)
             return ClaimResult(True)
         return None
 
-    def _write_rows(self, sql: str, rows: list[Any], claims: bool) -> None:
-        if claims:
+    def _write_rows(self, group: _Rows) -> list[BaseException | None]:
+        """Write a group's rows; the outcome of each row written (None: written), in order.
+
+        When the statement fails, the rows are written one at a time, so a bad row fails
+        alone (writing a row again is the same write: INSERT OR REPLACE). If the failure
+        ended the transaction, the batch has failed: that is raised for every row.
+        """
+        rows = group.rows
+        if group.claims:
             # A claim is still unwritten unless its answer took over (written on its own).
             unwritten = self._unwritten
-            rows = [row for key, row in rows if unwritten.get(key) is row]
-        if rows:
-            self.db.executemany(sql, rows)
+            rows = [
+                row for key, row in zip(group.keys, rows, strict=True) if unwritten.get(key) is row
+            ]
+        db = self.db
+        try:
+            db.executemany(group.sql, rows)
+            return [None] * len(rows)
+        except Exception:
+            if not db.in_transaction:
+                raise
+        outcomes: list[BaseException | None] = []
+        for row in rows:
+            try:
+                db.execute(group.sql, row)
+                outcomes.append(None)
+            except Exception as exc:
+                if not db.in_transaction:
+                    raise
+                outcomes.append(exc)
+        return outcomes
 
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
@@ -426,13 +446,13 @@ class SQLiteStore(Store):
         # The journal is written in one piece with the record, from position 0. A journal of
         # one entry (a data answer, a failure) is kept in the job's own row: one B-tree insert
         # a job instead of two, and half the pages a commit writes; such answers queued one
-        # after another share one statement (see `_group`).
+        # after another share one statement (see `_group`). (SQLite's journal is never live:
+        # nothing of it was written before.)
         encoded = [encode_entry(e) for e in entries]
         self._unwritten.pop(record.key, None)
         if len(encoded) == 1:
             answers = self._group(_INSERT_WITH_ANSWER)
-            answers.rows.append((*record_row(record), *encoded[0]))
-            return answers.future
+            return answers.add((*record_row(record), *encoded[0]))
         return self._enqueue(
             self._finish, record.key, record_row(record), encoded, waited_for=False
         )
@@ -581,13 +601,55 @@ Row = tuple[Any, ...]
 
 
 class _Rows:
-    """Rows queued for one statement, and the future of their write."""
+    """Rows queued for one statement, each with the future of its own outcome.
 
-    __slots__ = ("future", "rows")
+    Claims have no futures (nobody waits for them; a failed one is logged) but keep their
+    keys, to skip those whose answer was queued after them.
+    """
 
-    def __init__(self, rows: list[Any], future: asyncio.Future[None]) -> None:
-        self.rows = rows
-        self.future = future
+    __slots__ = ("claims", "futures", "keys", "rows", "sql")
+
+    def __init__(self, sql: str, *, claims: bool) -> None:
+        self.sql = sql
+        self.claims = claims
+        self.rows: list[Row] = []
+        self.keys: list[JobKey] = []
+        self.futures: list[asyncio.Future[None]] = []
+
+    def add(self, row: Row) -> asyncio.Future[None]:
+        """Queue an answer's row; the future says when it is written."""
+        self.rows.append(row)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+    def add_claim(self, key: JobKey, row: Row) -> None:
+        """Queue a claim's row (nobody waits for it)."""
+        self.rows.append(row)
+        self.keys.append(key)
+
+    def settle(self, written: asyncio.Future[list[BaseException | None]]) -> None:
+        """Hand each row its outcome once the batch has run (or failed as a whole)."""
+        if written.cancelled():
+            outcomes: list[BaseException | None] = [GearjobsError("the write was cancelled")]
+        elif (error := written.exception()) is not None:
+            outcomes = [error]
+        else:
+            outcomes = written.result()
+        if self.claims:
+            for outcome in outcomes:
+                if outcome is not None:
+                    logger.error("claims could not be written to the SQLite store: %s", outcome)
+            return
+        if len(outcomes) != len(self.futures):  # one error: the batch failed as a whole
+            outcomes = outcomes * len(self.futures)
+        for future, outcome in zip(self.futures, outcomes, strict=True):
+            if future.done():
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
 
 
 def _log_failed_checkpoint(future: asyncio.Future[None]) -> None:
