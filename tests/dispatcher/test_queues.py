@@ -130,20 +130,35 @@ async def test_a_worker_lives_on_after_a_job_raises() -> None:
         assert after.data == "alive"
 
 
+class AwaitsCancelled:
+    """Awaits a future that something else cancelled: raises CancelledError itself."""
+
+    fast = True
+
+    async def execute(self, response: Response) -> None:
+        cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        cancelled.cancel()
+        await cancelled
+
+
+def cancel_own_task() -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    task.cancel()
+
+
+async def a_job_still_runs(dispatcher: Dispatcher) -> None:
+    after = ClientResponse()
+    handle = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after)
+    await asyncio.wait_for(handle.wait(), 30)
+    assert after.data == "alive"
+
+
 async def test_a_job_that_raises_cancelled_error_fails_and_its_worker_lives_on() -> None:
     """A CancelledError the job raises itself (say, from a future someone else cancelled) is
     the job's failure, not the worker's cancellation: joiners get the answer, the worker the
     next job."""
     async with Dispatcher(concurrent=1) as dispatcher:
-
-        class AwaitsCancelled:
-            fast = True
-
-            async def execute(self, response: Response) -> None:
-                cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                cancelled.cancel()
-                await cancelled
-
         failed = ClientResponse()
         ident = RequestIdentifier.new()
         handle = await dispatcher.dispatch(ident, AwaitsCancelled(), failed)
@@ -270,9 +285,7 @@ async def test_a_job_that_cancels_its_own_task_fails_and_its_worker_lives_on() -
             fast = True
 
             async def execute(self, response: Response) -> None:
-                task = asyncio.current_task()
-                assert task is not None
-                task.cancel()
+                cancel_own_task()
                 await asyncio.sleep(0)
 
         ident = RequestIdentifier.new()
@@ -283,10 +296,7 @@ async def test_a_job_that_cancels_its_own_task_fails_and_its_worker_lives_on() -
         assert failed.error is not None and failed.error.response_failure() is F.ERROR
         record = await dispatcher.get(JobKey("anonymous", ident))
         assert record is not None and record.state is JobState.FAILED
-        after = ClientResponse()
-        handle = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after)
-        await asyncio.wait_for(handle.wait(), 30)  # before: the worker had died
-        assert after.data == "alive"
+        await a_job_still_runs(dispatcher)  # before: the worker had died
 
 
 async def test_a_cancellation_a_job_swallowed_does_not_reach_the_next_job() -> None:
@@ -298,9 +308,7 @@ async def test_a_cancellation_a_job_swallowed_does_not_reach_the_next_job() -> N
             fast = True
 
             async def execute(self, response: Response) -> None:
-                task = asyncio.current_task()
-                assert task is not None
-                task.cancel()
+                cancel_own_task()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.sleep(3600)
                 response.success_with_data(OK, "fine")
@@ -309,18 +317,8 @@ async def test_a_cancellation_a_job_swallowed_does_not_reach_the_next_job() -> N
             fast = True
 
             async def execute(self, response: Response) -> None:
-                task = asyncio.current_task()
-                assert task is not None
-                task.cancel()  # and returns: the cancellation is still pending
+                cancel_own_task()  # and returns: the cancellation is still pending
                 response.success_with_data(OK, "left one behind")
-
-        class AwaitsCancelled:
-            fast = True
-
-            async def execute(self, response: Response) -> None:
-                cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                cancelled.cancel()
-                await cancelled
 
         jobs = ((SwallowsItsCancel(), "fine"), (CancelsWithoutWaiting(), "left one behind"))
         for job, data in jobs:
@@ -334,10 +332,7 @@ async def test_a_cancellation_a_job_swallowed_does_not_reach_the_next_job() -> N
             record = await dispatcher.get(JobKey("anonymous", ident))
             assert record is not None and record.state is JobState.FAILED, "not lost"
             for _ in range(2):  # the second finds the worker idle, waiting for work
-                after = ClientResponse()
-                handle = await dispatcher.dispatch(RequestIdentifier.new(), DataJob("alive"), after)
-                await asyncio.wait_for(handle.wait(), 30)
-                assert after.data == "alive"
+                await a_job_still_runs(dispatcher)
 
 
 async def test_a_sync_job_raising_cancelled_error_fails_like_any_other() -> None:

@@ -71,16 +71,20 @@ class _Histogram(Collector):
         self.bounds = buckets
         self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
         if not labelnames:  # shown, with zeros, before anything is observed
-            self.series[()] = ([0] * (len(buckets) + 1), [0.0])
+            self.series[()] = self._empty()
 
     def observe(self, value: float, *labels: str) -> None:
         series = self.series.get(labels)
         if series is None:
             _check_labels(self.name, self.labelnames, labels)
-            series = self.series[labels] = ([0] * (len(self.bounds) + 1), [0.0])
+            series = self.series[labels] = self._empty()
         counts, total = series
         counts[bisect.bisect_left(self.bounds, value)] += 1  # a bucket counts values <= its bound
         total[0] += value
+
+    def _empty(self) -> tuple[list[int], list[float]]:
+        """Counts for each bucket and one past the last bound, and the sum of the values."""
+        return [0] * (len(self.bounds) + 1), [0.0]
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)

@@ -396,7 +396,7 @@ class SQLiteStore(Store):
                 return ClaimResult(False, existing)
             record.run = existing.run + 1
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
-        db.execute(f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})", record_row(record))
+        db.execute(_INSERT, record_row(record))
         self._known.add((user, ident))
         return ClaimResult(True)
 
@@ -655,8 +655,3 @@ class _Rows:
 def _log_failed_checkpoint(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         logger.error("a checkpoint of the SQLite store failed", exc_info=future.exception())
-
-
-def _log_failed_write(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("a write to the SQLite store failed", exc_info=future.exception())
