@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+import types
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from gearjobs.jobs import (
 )
 from gearjobs.store import (
     LOST_MESSAGE,
+    ClaimResult,
     Entry,
     JobKey,
     JobRecord,
@@ -265,11 +267,12 @@ class Dispatcher:
         key = JobKey(context.user, id)
         if fingerprint is None:
             fingerprint = fingerprint_of(job)
+        active = self._active
         while True:
-            run = self._active.get(key)
+            run = active.get(key)
             if run is not None:
                 return await self._join_run(run, job, fingerprint, response)
-            claiming = self._claiming.get(key)
+            claiming = self._claiming.get(key) if self._claiming else None
             if claiming is None:
                 break
             await asyncio.shield(claiming)
@@ -280,7 +283,19 @@ class Dispatcher:
             node=self.node,
             created_at=self._clock(),
         )
-        return await self._claim(record, job, context, response, detail=detail)
+        # The common case costs no coroutine of its own: a place in the queue, and a claim
+        # that the store decides at once.
+        queue = self.fast if is_fast(job) else self.slow
+        if not queue.reserve():
+            return await self._claim(record, job, context, response, detail=detail)
+        try:
+            result = self.store.claim_now(record)
+            if result is not None and result.claimed:
+                return self._start(record, job, queue, context, response, detail)
+        except BaseException:
+            queue.release()
+            raise
+        return await self._claimed(result, record, job, queue, context, response, None, detail)
 
     async def _claim(
         self,
@@ -292,10 +307,9 @@ class Dispatcher:
         replace_run: int | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> JobHandle:
-        key = record.key
         queue = self.fast if is_fast(job) else self.slow
         if not queue.reserve():
-            existing = await self.store.get(key)
+            existing = await self.store.get(record.key)
             if existing is None or existing.state is JobState.LOST or replace_run is not None:
                 raise ERR_RATE_LIMIT
             return await self._join_record(existing, job, record.fingerprint, context, response)
@@ -304,6 +318,23 @@ class Dispatcher:
         except BaseException:
             queue.release()
             raise
+        return await self._claimed(
+            result, record, job, queue, context, response, replace_run, detail
+        )
+
+    async def _claimed(
+        self,
+        result: ClaimResult | None,
+        record: JobRecord,
+        job: Job,
+        queue: JobQueue[_Run],
+        context: JobContext,
+        response: Response | None,
+        replace_run: int | None,
+        detail: Mapping[str, Any] | None,
+    ) -> JobHandle:
+        """Go on from `claim_now`'s answer, with a place in `queue` reserved for the job."""
+        key = record.key
         if result is None:  # the store must look: others asking for the id wait for it
             marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._claiming[key] = marker
@@ -433,10 +464,9 @@ class Dispatcher:
         record.started_at = self._clock()
         queue = run.queue
         queue.running += 1
-        loop = asyncio.get_running_loop()
-        append: Callable[[Entry], None] = run.journal.append
-        if self.store.live_journal:
-            append = self._live_appender(run)
+        loop = self._loop or asyncio.get_running_loop()
+        live = self.store.live_journal
+        append: Callable[[Entry], None] = self._live_appender(run) if live else run.journal.append
         response = RecordingResponse(append, loop=loop, label=record.key)
         job = run.job
         for observer in self.observers:
@@ -447,16 +477,20 @@ class Dispatcher:
         worker = asyncio.current_task()
         cancelling = worker.cancelling() if worker is not None else 0
         try:
-            if self.store.live_journal and queue is self.slow:
+            if live and queue is self.slow:
                 # Other nodes see a slow job running. A fast job (short by its contract) is
                 # not worth a round trip to the store: its record goes from queued to its end.
                 await self.store.update(record)
             if is_async_job(job):
                 result: Any = job.execute(response)
+                if type(result) is not types.CoroutineType and not inspect.isawaitable(result):
+                    result = None
             else:
                 ctx = contextvars.copy_context()
                 result = await loop.run_in_executor(queue.executor, ctx.run, job.execute, response)
-            if inspect.isawaitable(result):
+                if not inspect.isawaitable(result):
+                    result = None
+            if result is not None:
                 await result
         except asyncio.CancelledError as exc:
             if run.stopped:
