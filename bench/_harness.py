@@ -56,6 +56,7 @@ def start_bare(port: int, stack: str = "auto") -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
         "--host", "127.0.0.1", "--log-level", "warning", *STACKS[stack],
+        "--no-access-log",  # as `gearjobs serve` does when its level hides access lines
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=ROOT)
 

@@ -89,9 +89,7 @@ async def drive(app: ASGIApp, requests: int, clients: int) -> float:
     return elapsed / sent[0] * 1e6
 
 
-async def with_gearjobs(
-    store_url: str, body: Callable[[ASGIApp], Any]
-) -> Any:
+async def with_gearjobs(store_url: str, body: Callable[[ASGIApp], Any]) -> Any:
     dispatcher = Dispatcher(store=store_from_url(store_url), node="bench")
     registry = ExtensionRegistry()
     registry.add(example_jobs(node="bench"))
@@ -124,9 +122,7 @@ async def main() -> None:
         for run in range(args.repeat):
             bare.append(await drive(bare_app, args.requests, args.clients))
             ours.append(
-                await with_gearjobs(
-                    url(run), lambda app: drive(app, args.requests, args.clients)
-                )
+                await with_gearjobs(url(run), lambda app: drive(app, args.requests, args.clients))
             )
         b, o = statistics.median(bare), statistics.median(ours)
         print(f"bare Starlette: {b:.1f} us a request ({', '.join(f'{x:.1f}' for x in bare)})")

@@ -214,6 +214,9 @@ def serve(
         host=host,
         port=port,
         log_level=log_level.lower(),
+        # uvicorn builds each access line's fields before asking whether the level shows it
+        # (about a microsecond a request): off when the level hides the lines anyway.
+        access_log=log_level.lower() in ("trace", "debug", "info"),
         loop=loop,
         http=http_impl,
         # With JSON logs, uvicorn's own lines go through the same JSON handler.

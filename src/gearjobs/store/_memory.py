@@ -54,6 +54,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], Row] = {}
         self._journals: dict[tuple[str, str], tuple[Item, ...]] = {}
+        self._written: asyncio.Future[None] | None = None
 
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:
         return self.claim_now(record, replace_run=replace_run)
@@ -93,8 +94,12 @@ class MemoryStore(Store):
 
     def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
         self._finish(record, entries)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        # Written already: one finished future (of the running loop) serves every call.
+        loop = asyncio.get_running_loop()
+        done = self._written
+        if done is None or done.get_loop() is not loop:
+            done = self._written = loop.create_future()
+            done.set_result(None)
         return done
 
     def _finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
