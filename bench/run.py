@@ -34,7 +34,7 @@ import httpx
 from tests.rawhttp import post_many
 
 from bench._harness import ROOT, free_port, start_bare, start_gearjobs, start_redis, wait_ready
-from bench.dispatch import bare_queue, dispatcher_rate, subscriber_memory
+from bench.dispatch import bare_queue, dispatcher_rate, skeleton_rate, subscriber_memory
 
 PEER_PACKAGES = {  # each peer gets an environment of its own: their Redis clients disagree
     "celery": ["celery[redis]>=5.3", "packaging"],  # kombu's transport imports packaging
@@ -208,6 +208,9 @@ def main() -> None:
                 rows.setdefault("queue", []).append(
                     (asyncio.run(bare_queue(n * 10, min(256, n), 16)),)
                 )
+                rows.setdefault("skeleton", []).append(
+                    (asyncio.run(skeleton_rate(n * 10, min(256, n), 16)),)
+                )
                 rows.setdefault("dispatcher", []).append(
                     (asyncio.run(dispatcher_rate(n * 10, min(256, n), 16)),)
                 )
@@ -242,8 +245,10 @@ def main() -> None:
         lines.append(f"| {label} | {summary(rates)} | {statistics.median(lats):.2f} |")
     queue_rates = summary([r[0] for r in rows["queue"]])
     dispatcher_rates = summary([r[0] for r in rows["dispatcher"]])
+    skeleton_rates = summary([r[0] for r in rows["skeleton"]])
     lines += [
         f"| bare asyncio.Queue, 16 tasks (dispatch limit) | {queue_rates} | |",
+        f"| dispatcher skeleton, nothing checked (a floor) | {skeleton_rates} | |",
         f"| gearjobs Dispatcher in process | {dispatcher_rates} | |",
         "",
         "| goal | ratio | met |",
