@@ -530,7 +530,10 @@ class Dispatcher:
         # asked later sees it) but not waited for: the store's batches and the next jobs
         # overlap.
         try:
-            written = self.store.finish_soon(run.record, run.journal.entries[run.flushed :])
+            entries = run.journal.entries
+            written = self.store.finish_soon(
+                run.record, entries[run.flushed :] if run.flushed else entries
+            )
         except Exception as exc:
             written = loop.create_future()
             written.set_exception(exc)

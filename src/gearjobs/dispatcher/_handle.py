@@ -87,6 +87,8 @@ class JobHandle:
         return last
 
     def __await__(self) -> Generator[Any, None, Entry]:
+        if self._journal is not None:
+            return self._journal.wait().__await__()
         return self.wait().__await__()
 
     async def write_to(self, response: Response) -> Entry | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from gearjobs.jobs import ResponseFailure, SimpleError
 from gearjobs.store._records import Entry, Failed, JobKey, JobRecord, JobState, is_terminal
 
-__all__ = ("LOST_MESSAGE", "ClaimResult", "Store", "StoreUnavailable", "lost_entry")
+__all__ = ("CLAIMED", "LOST_MESSAGE", "ClaimResult", "Store", "StoreUnavailable", "lost_entry")
 
 LOST_MESSAGE = (
     "The server running this job stopped before it finished; retry the request to run it again."
@@ -35,6 +35,10 @@ class ClaimResult:
 
     claimed: bool
     existing: JobRecord | None = None
+
+
+CLAIMED: ClaimResult = ClaimResult(True)
+"""The answer to every claim that was won (immutable, so one serves all)."""
 
 
 class Store(abc.ABC):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
-from gearjobs.store._base import ClaimResult, Store, lost_entry
+from gearjobs.store._base import CLAIMED, ClaimResult, Store, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry, record_from_row, record_row
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
@@ -74,7 +74,7 @@ class MemoryStore(Store):
             record.run = existing.run + 1
         self._records[key] = record_row(record)
         self._journals[key] = ()
-        return ClaimResult(True)
+        return CLAIMED
 
     async def get(self, key: JobKey) -> JobRecord | None:
         row = self._records.get(_key(key))
@@ -87,7 +87,8 @@ class MemoryStore(Store):
         self._append(_key(key), entries)
 
     def _append(self, key: tuple[str, str], entries: Iterable[Entry]) -> None:
-        self._journals[key] = self._journals.get(key, ()) + _encode(entries)
+        journal = self._journals.get(key)
+        self._journals[key] = _encode(entries) if not journal else journal + _encode(entries)
 
     async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
         self._finish(record, entries)

@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
-from gearjobs.store._base import ClaimResult, Store, StoreUnavailable, lost_entry
+from gearjobs.store._base import CLAIMED, ClaimResult, Store, StoreUnavailable, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._records import (
     Body,
@@ -539,7 +539,7 @@ class RedisStore(Store):
             record.run = int(words[1])
             self._held[member] = record.node
             self._runs[member] = record.run
-            return ClaimResult(True)
+            return CLAIMED
         if words and words[0] == "__remembered__":
             return ClaimResult(False, self._tombstone(key))
         return ClaimResult(False, _record(key, _pairs(words)))

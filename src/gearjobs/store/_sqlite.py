@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
-from gearjobs.store._base import ClaimResult, Store, StoreUnavailable, lost_entry
+from gearjobs.store._base import CLAIMED, ClaimResult, Store, StoreUnavailable, lost_entry
 from gearjobs.store._codec import decode_entry, encode_entry, record_from_row, record_row
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
@@ -337,7 +337,7 @@ class SQLiteStore(Store):
             row = record_row(record)
             self._unwritten[record.key] = row
             claims.add_claim(record.key, row)
-            return ClaimResult(True)
+            return CLAIMED
         return None
 
     def _write_rows(self, group: _Rows) -> list[BaseException | None]:
@@ -381,7 +381,7 @@ class SQLiteStore(Store):
         )
         if inserted.rowcount == 1:
             self._known.add((user, ident))  # a prune earlier in this batch may have dropped it
-            return ClaimResult(True)
+            return CLAIMED
         row = db.execute(
             f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
         ).fetchone()
@@ -398,7 +398,7 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
         db.execute(_INSERT, record_row(record))
         self._known.add((user, ident))
-        return ClaimResult(True)
+        return CLAIMED
 
     async def get(self, key: JobKey) -> JobRecord | None:
         return await self._submit_read(self._get, key)
