@@ -454,11 +454,11 @@ class Dispatcher:
                 if self._closing:
                     await self._lose(run)
                 else:
-                    await self._execute(run)
+                    await self._execute(run, me)
             finally:
                 self._workers[me] = None
 
-    async def _execute(self, run: _Run) -> None:
+    async def _execute(self, run: _Run, worker: asyncio.Task[None] | None) -> None:
         record = run.record
         record.state = JobState.RUNNING
         record.started_at = self._clock()
@@ -474,7 +474,6 @@ class Dispatcher:
         token = running_context.set(run.context)
         run.executing = True
         lost = False
-        worker = asyncio.current_task()
         cancelling = worker.cancelling() if worker is not None else 0
         try:
             if live and queue is self.slow:

@@ -54,10 +54,11 @@ class Journal:
         if is_terminal(entry):
             self.terminal = entry
             self._listeners.clear()
-            enders, self._enders = self._enders, []
-            for ender in enders:
-                if not ender.done():
-                    ender.set_result(entry)
+            if self._enders:
+                enders, self._enders = self._enders, []
+                for ender in enders:
+                    if not ender.done():
+                        ender.set_result(entry)
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
