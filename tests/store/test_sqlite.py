@@ -162,6 +162,93 @@ async def test_a_file_of_the_first_schema_opens_with_its_jobs(tmp_path: Path) ->
     assert "jobs_node" not in indexes and "jobs_unfinished" in indexes
 
 
+SECOND_SCHEMA = """
+CREATE TABLE jobs (
+    user TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL, run INTEGER NOT NULL, node TEXT NOT NULL, created_at REAL NOT NULL,
+    started_at REAL, finished_at REAL, success TEXT, body TEXT, failure TEXT,
+    kept INTEGER NOT NULL DEFAULT 1, answer_kind TEXT, answer BLOB, PRIMARY KEY (user, id)
+);
+CREATE INDEX jobs_created ON jobs (created_at DESC, id DESC);
+CREATE INDEX jobs_finished ON jobs (kept, finished_at);
+CREATE INDEX jobs_unfinished ON jobs (node) WHERE state IN ('queued', 'running');
+CREATE TABLE journal (
+    user TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    payload BLOB NOT NULL, PRIMARY KEY (user, id, seq)
+) WITHOUT ROWID;
+"""
+
+
+async def test_a_file_of_the_second_schema_replays_its_answers_after_the_copy(
+    tmp_path: Path,
+) -> None:
+    # The second schema kept a primary key on (user, id); opening copies its rows into a
+    # table addressed by key. Answers held in the row and streams in `journal` both replay,
+    # and an id of the old file is still taken.
+    path = tmp_path / "old.db"
+    data_id, stream_id = RequestIdentifier.new(), RequestIdentifier.new()
+    data = encode_entry(Succeeded(ResponseSuccess.OK, Body.DATA, {"X": "1"}, {"echo": 1}))
+    stream: list[Entry] = [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), Chunk(b"tick\n"), ENDED]
+    with sqlite3.connect(path) as db:
+        db.executescript(SECOND_SCHEMA)
+        for ident, at, answer in ((data_id, 1.0, data), (stream_id, 2.0, (None, None))):
+            db.execute(
+                "INSERT INTO jobs (user, id, name, fingerprint, state, run, node, created_at, "
+                "finished_at, success, body, answer_kind, answer) "
+                "VALUES ('u', ?, 'echo', 'f', 'succeeded', 1, 'n1', ?, ?, 'ok', ?, ?, ?)",
+                (str(ident), at, at, "data" if answer[0] else "text", *answer),
+            )
+        db.executemany(
+            "INSERT INTO journal (user, id, seq, kind, payload) VALUES ('u', ?, ?, ?, ?)",
+            [(str(stream_id), i, *encode_entry(entry)) for i, entry in enumerate(stream)],
+        )
+    db.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.read(JobKey("u", data_id)) == [decode_entry(*data)]
+        assert await store.read(JobKey("u", stream_id)) == stream
+        taken = await store.claim(JobRecord(JobKey("u", data_id), "echo", "f", node="n2"))
+        assert not taken.claimed and taken.existing is not None
+        assert taken.existing.state is JobState.SUCCEEDED
+        listed = await store.list_records(user="u")
+        assert [record.key.id for record in listed] == [stream_id, data_id]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+    db.close()
+    assert "jobs_before" not in names
+    assert not any(name.startswith("sqlite_autoindex_jobs") for name in names)
+    assert columns[0] == "key"
+
+
+async def test_records_made_after_a_reopen_do_not_take_the_place_of_older_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    keys = [JobKey("u", RequestIdentifier.new()) for _ in range(6)]
+    for batch in (keys[:3], keys[3:]):  # three records, then three more after a reopen
+        store = SQLiteStore(path)
+        await store.open()
+        try:
+            for n, key in enumerate(batch):
+                record = JobRecord(key, "echo", "f", node="n")
+                assert (await store.claim(record)).claimed
+                record.state = JobState.SUCCEEDED
+                await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, n)])
+        finally:
+            await store.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        answers = [await store.read(key) for key in keys]
+        assert [a[0].data for a in answers if isinstance(a[0], Succeeded)] == [0, 1, 2, 0, 1, 2]
+    finally:
+        await store.close()
+
+
 async def finish_jobs(store: SQLiteStore, count: int, chunk: Chunk) -> None:
     """Claim and finish `count` jobs, one at a time, each answering `chunk` as text."""
     for _ in range(count):

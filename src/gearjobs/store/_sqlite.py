@@ -23,13 +23,18 @@ __all__ = ("SQLiteStore",)
 
 T = TypeVar("T")
 
-# `jobs` is a rowid table: a new record is appended, where a WITHOUT ROWID table ordered by
-# (user, id) put each wide row at a random place (random ids). Only unfinished jobs are in
-# `jobs_unfinished` (what recovery looks for), so writing a finished record does not touch it.
-# Files made with the first schema (WITHOUT ROWID, an index on every node and state) keep
-# their table and lose the old index when opened.
-SCHEMA = """
+# `jobs` is addressed by `key`, a number this store hands out in order (its rowid): a new
+# record is appended, and nothing on disk is ordered by the random request ids. The store
+# keeps the key of every (user, id) of the file in memory (it is the file's only writer), so
+# a lookup by id is a lookup by key. An index on (user, id) cost more than all the rest of a
+# job's write: every insert dirtied a random page of it, and the cost grew with the file.
+# Only unfinished jobs are in `jobs_unfinished` (what recovery looks for), so writing a
+# finished record does not touch it. Files of the earlier schemas (a primary key on (user,
+# id); the first one also WITHOUT ROWID, with an index on every node and state) are copied
+# into this one when opened.
+JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
+    key INTEGER PRIMARY KEY,
     user TEXT NOT NULL,
     id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -45,9 +50,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     failure TEXT,
     kept INTEGER NOT NULL DEFAULT 1,
     answer_kind TEXT,
-    answer BLOB,
-    PRIMARY KEY (user, id)
-);
+    answer BLOB
+)"""
+SCHEMA = f"""
+{JOBS_TABLE};
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (kept, finished_at);
 DROP INDEX IF EXISTS jobs_node;
@@ -97,8 +103,10 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._writes: list[tuple[Callable[[], Any], asyncio.Future[Any], bool]] = []
         """What was asked, in order: the statement, its outcome, whether it writes."""
-        self._known: set[tuple[str, str]] = set()
-        """(user, id) of every record in the file: a claim of any other id needs no read."""
+        self._keys: dict[tuple[str, str], int] = {}
+        """The key of every record in the file, by (user, id): a claim of any other id needs
+        no read, and a record is read by its key."""
+        self._next_key = 1
         self._unwritten: dict[JobKey, Row] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
         self._groups: dict[str, _Rows] = {}
@@ -287,12 +295,10 @@ class SQLiteStore(Store):
             db.execute("PRAGMA wal_autocheckpoint=0")  # the store's thread checkpoints
             db.execute("PRAGMA journal_size_limit=67108864")  # a restarted WAL shrinks to 64 MiB
             db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the id indexes are written at random
+            _migrate(db, self.path)
             db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, kind in (("answer_kind", "TEXT"), ("answer", "BLOB")):
-                if column not in columns:  # a file of an earlier schema
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-            self._known = set(db.execute("SELECT user, id FROM jobs"))
+            self._keys = {(user, ident): key for key, user, ident in db.execute(_ALL_KEYS)}
+            self._next_key = max(self._keys.values(), default=0) + 1
         except sqlite3.Error as exc:
             raise GearjobsError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
         self._db = db
@@ -326,19 +332,28 @@ class SQLiteStore(Store):
         return await self._submit(self._claim, record, replace_run)
 
     def claim_now(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult | None:
-        known = (record.key.user, str(record.key.id))
-        if known not in self._known:
+        ident = (record.key.user, str(record.key.id))
+        if ident not in self._keys:
             # A new id: nothing in the file can hold it (this process is its only writer), so
             # the claim is won here and written in the next batch, without waiting for it. A
             # crash before that write forgets a job that never finished: a retry runs it, as
             # it would run a lost one.
             claims = self._group(_INSERT)  # first: a closed store refuses here
-            self._known.add(known)
-            row = record_row(record)
+            row = (self._new_key(ident), *record_row(record))
             self._unwritten[record.key] = row
             claims.add_claim(record.key, row)
             return CLAIMED
         return None
+
+    def _new_key(self, ident: tuple[str, str]) -> int:
+        """Hand out the next key, for the record of (user, id)."""
+        key = self._keys[ident] = self._next_key
+        self._next_key = key + 1
+        return key
+
+    def _key(self, key: JobKey) -> int | None:
+        """The key of the record of `key` (None: no record)."""
+        return self._keys.get((key.user, str(key.id)))
 
     def _write_rows(self, group: _Rows) -> list[BaseException | None]:
         """Write a group's rows; the outcome of each row written (None: written), in order.
@@ -375,16 +390,11 @@ class SQLiteStore(Store):
     def _claim(self, record: JobRecord, replace_run: int | None) -> ClaimResult:
         db = self.db
         user, ident = record.key.user, str(record.key.id)
-        inserted = db.execute(
-            f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT DO NOTHING",
-            record_row(record),
-        )
-        if inserted.rowcount == 1:
-            self._known.add((user, ident))  # a prune earlier in this batch may have dropped it
+        key = self._keys.get((user, ident))
+        if key is None:  # a prune earlier in this batch may have dropped it
+            db.execute(_INSERT, (self._new_key((user, ident)), *record_row(record)))
             return CLAIMED
-        row = db.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (user, ident)
-        ).fetchone()
+        row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
         if row is not None:
             existing = record_from_row(row)
             free = (
@@ -396,24 +406,27 @@ class SQLiteStore(Store):
                 return ClaimResult(False, existing)
             record.run = existing.run + 1
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
-        db.execute(_INSERT, record_row(record))
-        self._known.add((user, ident))
+        db.execute(_INSERT, (key, *record_row(record)))
         return CLAIMED
 
     async def get(self, key: JobKey) -> JobRecord | None:
         return await self._submit_read(self._get, key)
 
     def _get(self, key: JobKey) -> JobRecord | None:
-        row = self.db.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE user = ? AND id = ?", (key.user, str(key.id))
-        ).fetchone()
+        found = self._key(key)
+        if found is None:
+            return None
+        row = self.db.execute(f"SELECT {COLUMNS} FROM jobs WHERE key = ?", (found,)).fetchone()
         return None if row is None else record_from_row(row)
 
     async def update(self, record: JobRecord) -> None:
         await self._submit(self._update, record.copy())
 
     def _update(self, record: JobRecord) -> None:
-        self.db.execute(_UPSERT, record_row(record))  # keeps an answer held in the row
+        key = self._key(record.key)
+        if key is None:
+            key = self._new_key((record.key.user, str(record.key.id)))
+        self.db.execute(_UPSERT, (key, *record_row(record)))  # keeps an answer held in the row
 
     # Journals
 
@@ -450,11 +463,14 @@ class SQLiteStore(Store):
         # nothing of it was written before.)
         encoded = [encode_entry(e) for e in entries]
         self._unwritten.pop(record.key, None)
+        key = self._key(record.key)
+        if key is None:  # finished without a claim here (the store's own tests do that)
+            key = self._new_key((record.key.user, str(record.key.id)))
         if len(encoded) == 1:
             answers = self._group(_INSERT_WITH_ANSWER)
-            return answers.add((*record_row(record), *encoded[0]))
+            return answers.add((key, *record_row(record), *encoded[0]))
         return self._enqueue(
-            self._finish, record.key, record_row(record), encoded, waited_for=False
+            self._finish, record.key, (key, *record_row(record)), encoded, waited_for=False
         )
 
     def _finish(self, key: JobKey, row: Row, encoded: list[tuple[str, bytes]]) -> None:
@@ -468,10 +484,12 @@ class SQLiteStore(Store):
 
     def _read(self, key: JobKey, offset: int, limit: int) -> list[tuple[str, bytes]]:
         db = self.db
+        found = self._key(key)
+        if found is None:
+            return []
         if offset == 0:  # a one-entry answer is in the row (and the journal table holds none)
             held = db.execute(
-                "SELECT answer_kind, answer FROM jobs WHERE user = ? AND id = ?",
-                (key.user, str(key.id)),
+                "SELECT answer_kind, answer FROM jobs WHERE key = ?", (found,)
             ).fetchone()
             if held is not None and held[0] is not None:
                 return [(held[0], held[1])] if limit > 0 else []
@@ -551,48 +569,76 @@ class SQLiteStore(Store):
                 break
         return changed
 
-    # Batches run on the event loop's thread, in the order asked: `_known` changes here, at
-    # the point of the batch where the rows change, so a claim later in the batch sees it.
+    # Batches run on the event loop's thread, in the order asked: `_keys` changes here, at
+    # the point of the batch where the rows go, so a claim later in the batch sees it.
 
     def _prune_batch(self, horizon: float) -> int:
         db = self.db
         rows = db.execute(
-            "SELECT user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
+            "SELECT key, user, id, state FROM jobs WHERE kept = 1 AND finished_at < ? LIMIT ?",
             (horizon, PRUNE_BATCH),
         ).fetchall()
-        gone = []
-        for user, ident, state in rows:
+        for key, user, ident, state in rows:
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
             if state == JobState.LOST.value:
-                db.execute("DELETE FROM jobs WHERE user = ? AND id = ?", (user, ident))
-                gone.append((user, ident))
+                db.execute("DELETE FROM jobs WHERE key = ?", (key,))
+                self._keys.pop((user, ident), None)
             else:
                 db.execute(
-                    "UPDATE jobs SET kept = 0, answer_kind = NULL, answer = NULL "
-                    "WHERE user = ? AND id = ?",
-                    (user, ident),
+                    "UPDATE jobs SET kept = 0, answer_kind = NULL, answer = NULL WHERE key = ?",
+                    (key,),
                 )
-        self._known.difference_update(gone)
         return len(rows)
 
     def _forget_batch(self, remember: int) -> int:
         db = self.db
         rows = db.execute(
-            "SELECT user, id FROM jobs WHERE kept = 0 ORDER BY finished_at DESC LIMIT ? OFFSET ?",
+            "SELECT key, user, id FROM jobs WHERE kept = 0 ORDER BY finished_at DESC "
+            "LIMIT ? OFFSET ?",
             (PRUNE_BATCH, remember),
         ).fetchall()
-        db.executemany("DELETE FROM jobs WHERE user = ? AND id = ?", rows)
-        self._known.difference_update((user, ident) for user, ident in rows)
+        db.executemany("DELETE FROM jobs WHERE key = ?", [(key,) for key, _, _ in rows])
+        for _, user, ident in rows:
+            self._keys.pop((user, ident), None)
         return len(rows)
 
 
+_ALL_KEYS = "SELECT key, user, id FROM jobs"
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Copy a `jobs` table of an earlier schema (no `key`) into the current one."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if not columns or "key" in columns:
+        return
+    for column, kind in (("answer_kind", "TEXT"), ("answer", "BLOB")):
+        if column not in columns:  # the first schema held every answer in `journal`
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+    logger.warning("copying the jobs of %s into the current schema (once)", path)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE jobs RENAME TO jobs_before")
+        for index in ("jobs_created", "jobs_finished", "jobs_node", "jobs_unfinished"):
+            db.execute(f"DROP INDEX IF EXISTS {index}")
+        db.execute(JOBS_TABLE)
+        db.execute(
+            f"INSERT INTO jobs ({COLUMNS}, answer_kind, answer) "
+            f"SELECT {COLUMNS}, answer_kind, answer FROM jobs_before ORDER BY created_at"
+        )
+        db.execute("DROP TABLE jobs_before")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 _MARKS = ", ".join("?" * len(COLUMNS.split(",")))
-_INSERT = f"INSERT OR REPLACE INTO jobs ({COLUMNS}) VALUES ({_MARKS})"
+_INSERT = f"INSERT OR REPLACE INTO jobs (key, {COLUMNS}) VALUES (?, {_MARKS})"
 _INSERT_WITH_ANSWER = (
-    f"INSERT OR REPLACE INTO jobs ({COLUMNS}, answer_kind, answer) VALUES ({_MARKS}, ?, ?)"
+    f"INSERT OR REPLACE INTO jobs (key, {COLUMNS}, answer_kind, answer) VALUES (?, {_MARKS}, ?, ?)"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (user, id) DO UPDATE SET "
+    f"INSERT INTO jobs (key, {COLUMNS}) VALUES (?, {_MARKS}) ON CONFLICT (key) DO UPDATE SET "
     + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[2:])
 )
 
