@@ -262,7 +262,7 @@ class Dispatcher:
             await self.start()
         if context is None:
             context = JobContext(id, ANONYMOUS)
-        elif context.id != id:
+        elif context.id is not id and context.id != id:
             raise GearjobsError(f"context id {context.id} differs from the dispatched id {id}")
         key = JobKey(context.user, id)
         if fingerprint is None:

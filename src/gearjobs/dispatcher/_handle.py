@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Awaitable, Generator
 from typing import Any
 
 from gearjobs.dispatcher._journal import Journal
@@ -62,10 +62,13 @@ class JobHandle:
             return self._journal.follow_batches(offset)
         return self._store.follow_batches(self.record.key, offset)
 
-    async def first(self) -> Entry | None:
+    def first(self) -> Awaitable[Entry | None]:
         """The answer's first entry, once written; None if the stored journal is empty."""
         if self._journal is not None:
-            return await self._journal.first()
+            return self._journal.first()
+        return self._stored_first()
+
+    async def _stored_first(self) -> Entry | None:
         batches = self._store.follow_batches(self.record.key)
         try:
             async for batch in batches:

@@ -233,7 +233,7 @@ class _Api:
         request: Request,
         *,
         name: str,
-        make_request: Callable[[Mapping[str, Any], JobContext], Any],
+        make_request: Callable[[str, Mapping[str, Any], JobContext], Any],
         route: str,
     ) -> Response:
         try:
@@ -251,11 +251,11 @@ class _Api:
                 params = await self.params(request)
             except Refused:
                 # A bad body for a job that does not exist: the unknown name is the answer.
-                if not self._knows(make_request({}, context)):
+                if not self._knows(make_request(name, {}, context)):
                     raise _refuse(404, f"no job named {name!r}") from None
                 raise
             try:
-                job = self.registry.job_for(make_request(params, context))
+                job = self.registry.job_for(make_request(name, params, context))
             except NoJobForRequest:
                 raise _refuse(404, f"no job named {name!r}") from None
             fingerprint = _fingerprint(route, params)
@@ -298,10 +298,7 @@ class _Api:
     async def post_job(self, request: Request) -> Response:
         name = request.path_params["name"]
         return await self.run(
-            request,
-            name=name,
-            make_request=lambda params, context: JobRequest(name, params, context),
-            route=f"POST /jobs/{name}",
+            request, name=name, make_request=JobRequest, route=f"POST /jobs/{name}"
         )
 
     def extension_route(self, route: JobRoute) -> Callable[[Request], Awaitable[Response]]:
@@ -311,7 +308,7 @@ class _Api:
             return await self.run(
                 request,
                 name=route.name,
-                make_request=lambda params, context: route.parse(path_params, params, context),
+                make_request=lambda _, params, context: route.parse(path_params, params, context),
                 route=f"{route.method} {route.path} {described}",
             )
 

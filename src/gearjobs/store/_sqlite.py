@@ -107,7 +107,7 @@ class SQLiteStore(Store):
         """The key of every record in the file, by (user, id): a claim of any other id needs
         no read, and a record is read by its key."""
         self._next_key = 1
-        self._unwritten: dict[JobKey, Row] = {}
+        self._unwritten: dict[tuple[str, str], Row] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
         self._groups: dict[str, _Rows] = {}
         """The open groups (new claims, one-entry answers) by statement; see `_group`."""
@@ -340,8 +340,8 @@ class SQLiteStore(Store):
             # it would run a lost one.
             claims = self._group(_INSERT)  # first: a closed store refuses here
             row = (self._new_key(ident), *record_row(record))
-            self._unwritten[record.key] = row
-            claims.add_claim(record.key, row)
+            self._unwritten[ident] = row
+            claims.add_claim(ident, row)
             return CLAIMED
         return None
 
@@ -462,10 +462,11 @@ class SQLiteStore(Store):
         # after another share one statement (see `_group`). (SQLite's journal is never live:
         # nothing of it was written before.)
         encoded = [encode_entry(e) for e in entries]
-        self._unwritten.pop(record.key, None)
-        key = self._key(record.key)
+        ident = (record.key.user, str(record.key.id))
+        self._unwritten.pop(ident, None)
+        key = self._keys.get(ident)
         if key is None:  # finished without a claim here (the store's own tests do that)
-            key = self._new_key((record.key.user, str(record.key.id)))
+            key = self._new_key(ident)
         if len(encoded) == 1:
             answers = self._group(_INSERT_WITH_ANSWER)
             return answers.add((key, *record_row(record), *encoded[0]))
@@ -659,7 +660,7 @@ class _Rows:
         self.sql = sql
         self.claims = claims
         self.rows: list[Row] = []
-        self.keys: list[JobKey] = []
+        self.keys: list[tuple[str, str]] = []
         self.futures: list[asyncio.Future[None]] = []
 
     def add(self, row: Row) -> asyncio.Future[None]:
@@ -669,7 +670,7 @@ class _Rows:
         self.futures.append(future)
         return future
 
-    def add_claim(self, key: JobKey, row: Row) -> None:
+    def add_claim(self, key: tuple[str, str], row: Row) -> None:
         """Queue a claim's row (nobody waits for it)."""
         self.rows.append(row)
         self.keys.append(key)
