@@ -322,18 +322,23 @@ async def test_a_neighbour_whose_answer_cannot_be_written_does_not_make_a_job_ru
     written (a user that is no UTF-8) must not take its neighbour's answer down with it:
     the neighbour's id, asked again, replays instead of running again."""
     store = SQLiteStore(tmp_path / "jobs.db")
-    async with Dispatcher(store=store) as dispatcher:
-        job = DataJob("done")
-        ident, other = RequestIdentifier.new(), RequestIdentifier.new()
-        handles = await asyncio.gather(
-            dispatcher.dispatch(ident, job, context=JobContext(ident, "alice")),
-            dispatcher.dispatch(other, job, context=JobContext(other, "\ud800")),
-        )
-        await asyncio.gather(*(handle.wait() for handle in handles))
-        await dispatcher.list_records()  # waits for the answers being written
-        assert job.runs == 2
-        again = ClientResponse()
-        handle = await dispatcher.dispatch(ident, job, again, context=JobContext(ident, "alice"))
-        await handle
-        assert again.data == "done"
-        assert job.runs == 2, "alice's job ran a second time under the same id"
+    try:
+        async with Dispatcher(store=store) as dispatcher:
+            job = DataJob("done")
+            ident, other = RequestIdentifier.new(), RequestIdentifier.new()
+            handles = await asyncio.gather(
+                dispatcher.dispatch(ident, job, context=JobContext(ident, "alice")),
+                dispatcher.dispatch(other, job, context=JobContext(other, "\ud800")),
+            )
+            await asyncio.gather(*(handle.wait() for handle in handles))
+            await dispatcher.list_records()  # waits for the answers being written
+            assert job.runs == 2
+            again = ClientResponse()
+            handle = await dispatcher.dispatch(
+                ident, job, again, context=JobContext(ident, "alice")
+            )
+            await handle
+            assert again.data == "done"
+            assert job.runs == 2, "alice's job ran a second time under the same id"
+    finally:
+        await store.close()

@@ -262,20 +262,23 @@ async def test_a_cancelled_listing_does_not_cancel_the_answers_being_written(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = SQLiteStore(tmp_path / "jobs.db")
-    async with Dispatcher(store=store) as dispatcher:
-        ids = [RequestIdentifier.new() for _ in range(5)]
-        for ident in ids:
-            await (await dispatcher.dispatch(ident, DataJob("x")))
-        listing = asyncio.ensure_future(dispatcher.list_records())
-        await asyncio.sleep(0)  # the listing now waits for the answers being written
-        listing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listing
-        for ident in ids:
-            await dispatcher.recorded(JobKey("anonymous", ident))
-            stored = await store.get(JobKey("anonymous", ident))
-            assert stored is not None and stored.state is JobState.SUCCEEDED
-    assert "not recorded" not in caplog.text
+    try:
+        async with Dispatcher(store=store) as dispatcher:
+            ids = [RequestIdentifier.new() for _ in range(5)]
+            for ident in ids:
+                await (await dispatcher.dispatch(ident, DataJob("x")))
+            listing = asyncio.ensure_future(dispatcher.list_records())
+            await asyncio.sleep(0)  # the listing now waits for the answers being written
+            listing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listing
+            for ident in ids:
+                await dispatcher.recorded(JobKey("anonymous", ident))
+                stored = await store.get(JobKey("anonymous", ident))
+                assert stored is not None and stored.state is JobState.SUCCEEDED
+        assert "not recorded" not in caplog.text
+    finally:
+        await store.close()
 
 
 async def test_a_job_that_cancels_its_own_task_fails_and_its_worker_lives_on() -> None:

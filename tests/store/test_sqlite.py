@@ -249,6 +249,83 @@ async def test_records_made_after_a_reopen_do_not_take_the_place_of_older_ones(
         await store.close()
 
 
+DISK_FULL = (
+    "CREATE TRIGGER full BEFORE UPDATE OF kept ON jobs WHEN NEW.kept = 0 "
+    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+)
+"""Stands in for a disk that fills up while a prune runs."""
+
+
+async def finished(store: SQLiteStore, key: JobKey, state: JobState, at: float) -> None:
+    record = JobRecord(key, "job", "fp", node="n")
+    assert (await store.claim(record)).claimed
+    record.state, record.finished_at = state, at
+    entry: Entry = (
+        Failed(ResponseFailure.UNAVAILABLE, "lost")
+        if state is JobState.LOST
+        else Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)
+    )
+    await store.finish(record, [entry])
+
+
+async def test_a_prune_that_rolls_back_leaves_every_id_it_touched_taken(tmp_path: Path) -> None:
+    # The prune deletes a lost record, then fails on the next one: the transaction rolls
+    # back, and the store must again know the lost record's id. Otherwise a new claim of it
+    # would be a second row for one id, and after the next prune a repeat would run again.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        lost, done = JobKey("u", RequestIdentifier.new()), JobKey("u", RequestIdentifier.new())
+        await finished(store, lost, JobState.LOST, 1.0)
+        await finished(store, done, JobState.SUCCEEDED, 2.0)
+        store.db.execute(DISK_FULL)
+        with pytest.raises(sqlite3.Error, match="disk is full"):
+            await store.prune(now=100.0, retention=10.0, remember=1000)
+        store.db.execute("DROP TRIGGER full")
+        record = await store.get(lost)
+        assert record is not None and record.state is JobState.LOST
+        await finished(store, lost, JobState.SUCCEEDED, 95.0)  # the retry of the lost job
+        await store.prune(now=100.0, retention=10.0, remember=1000)
+        again = await store.claim(JobRecord(lost, "job", "fp", node="n"))
+        assert not again.claimed, "a repeat joins the finished answer, it does not run"
+        assert again.existing is not None and again.existing.state is JobState.SUCCEEDED
+    finally:
+        await store.close()
+
+
+async def test_a_second_store_on_the_same_file_is_refused_while_the_first_is_open(
+    tmp_path: Path,
+) -> None:
+    # Each store decides claims in memory: two writers of one file could run an id twice.
+    path = tmp_path / "jobs.db"
+    first = SQLiteStore(path)
+    await first.open()
+    second = SQLiteStore(path)
+    try:
+        with pytest.raises(GearjobsError, match="in use by another process"):
+            await second.open()
+    finally:
+        await first.close()
+    await second.open()  # free once the first has closed
+    await second.close()
+
+
+async def test_a_row_under_a_known_key_but_of_another_owner_is_no_ones_record(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        mine = JobKey("alice", RequestIdentifier.new())
+        await finished(store, mine, JobState.SUCCEEDED, 1.0)
+        store.db.execute("UPDATE jobs SET user = 'bob'")  # what a stray writer could leave
+        assert await store.get(mine) is None
+        assert await store.read(mine) == []
+    finally:
+        await store.close()
+
+
 async def finish_jobs(store: SQLiteStore, count: int, chunk: Chunk) -> None:
     """Claim and finish `count` jobs, one at a time, each answering `chunk` as text."""
     for _ in range(count):

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
 from gearjobs.store._base import CLAIMED, ClaimResult, Store, StoreUnavailable, lost_entry
@@ -107,6 +107,9 @@ class SQLiteStore(Store):
         """The key of every record in the file, by (user, id): a claim of any other id needs
         no read, and a record is read by its key."""
         self._next_key = 1
+        self._undo: list[tuple[tuple[str, str], int | None]] | None = None
+        """While a transaction runs: what it changed in `_keys`, to undo on rollback."""
+        self._lock: IO[bytes] | None = None
         self._unwritten: dict[tuple[str, str], Row] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
         self._groups: dict[str, _Rows] = {}
@@ -227,17 +230,20 @@ class SQLiteStore(Store):
         """All writes in one transaction; if one fails, each again in a transaction of its own."""
         db = self.db
         db.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        self._undo = []
         try:
             results = [func() for func in funcs]
             db.execute("COMMIT")
             return [(True, result) for result in results]
         except Exception:
-            db.execute("ROLLBACK")
+            self._roll_back()
             if len(funcs) == 1:
                 raise
         except BaseException:
-            db.execute("ROLLBACK")
+            self._roll_back()
             raise
+        finally:
+            self._undo = None
         outcomes: list[tuple[bool, Any]] = []
         for func in funcs:
             try:
@@ -245,6 +251,16 @@ class SQLiteStore(Store):
             except Exception as exc:
                 outcomes.append((False, exc))
         return outcomes
+
+    def _roll_back(self) -> None:
+        """Roll the transaction back, and with it what it changed in `_keys`."""
+        if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+            self.db.execute("ROLLBACK")
+        for ident, key in reversed(self._undo or ()):
+            if key is None:
+                self._keys.pop(ident, None)
+            else:
+                self._keys[ident] = key
 
     def _maybe_checkpoint(self) -> None:
         """Start a checkpoint on the store's thread when the last one is old enough.
@@ -287,6 +303,7 @@ class SQLiteStore(Store):
             await self._run(self._open)
 
     def _open(self) -> None:
+        self._lock = _lock_for_writing(self.path)
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -297,11 +314,23 @@ class SQLiteStore(Store):
             db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the id indexes are written at random
             _migrate(db, self.path)
             db.executescript(SCHEMA)
-            self._keys = {(user, ident): key for key, user, ident in db.execute(_ALL_KEYS)}
+            users: dict[str, str] = {}  # one string a user, not one a record
+            self._keys = {
+                (users.setdefault(user, user), ident): key
+                for key, user, ident in db.execute(_ALL_KEYS)
+            }
             self._next_key = max(self._keys.values(), default=0) + 1
-        except sqlite3.Error as exc:
-            raise GearjobsError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
+        except BaseException as exc:
+            self._unlock()
+            if isinstance(exc, sqlite3.Error):
+                raise GearjobsError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
+            raise
         self._db = db
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
 
     async def close(self) -> None:
         if self._checkpoint is not None:
@@ -322,6 +351,7 @@ class SQLiteStore(Store):
         if self._db is not None:
             self._db.close()  # the last connection checkpoints and removes the WAL file
             self._db = None
+        self._unlock()
 
     # Claims and records
 
@@ -347,9 +377,19 @@ class SQLiteStore(Store):
 
     def _new_key(self, ident: tuple[str, str]) -> int:
         """Hand out the next key, for the record of (user, id)."""
-        key = self._keys[ident] = self._next_key
+        key = self._next_key
         self._next_key = key + 1
+        self._map(ident, key)
         return key
+
+    def _map(self, ident: tuple[str, str], key: int | None) -> None:
+        """Set (None: drop) the key of (user, id); inside a transaction, undone by rollback."""
+        if self._undo is not None:
+            self._undo.append((ident, self._keys.get(ident)))
+        if key is None:
+            self._keys.pop(ident, None)
+        else:
+            self._keys[ident] = key
 
     def _key(self, key: JobKey) -> int | None:
         """The key of the record of `key` (None: no record)."""
@@ -394,7 +434,7 @@ class SQLiteStore(Store):
         if key is None:  # a prune earlier in this batch may have dropped it
             db.execute(_INSERT, (self._new_key((user, ident)), *record_row(record)))
             return CLAIMED
-        row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        row = db.execute(_BY_KEY, (key, user, ident)).fetchone()
         if row is not None:
             existing = record_from_row(row)
             free = (
@@ -416,7 +456,7 @@ class SQLiteStore(Store):
         found = self._key(key)
         if found is None:
             return None
-        row = self.db.execute(f"SELECT {COLUMNS} FROM jobs WHERE key = ?", (found,)).fetchone()
+        row = self.db.execute(_BY_KEY, (found, key.user, str(key.id))).fetchone()
         return None if row is None else record_from_row(row)
 
     async def update(self, record: JobRecord) -> None:
@@ -490,7 +530,8 @@ class SQLiteStore(Store):
             return []
         if offset == 0:  # a one-entry answer is in the row (and the journal table holds none)
             held = db.execute(
-                "SELECT answer_kind, answer FROM jobs WHERE key = ?", (found,)
+                "SELECT answer_kind, answer FROM jobs WHERE key = ? AND user = ? AND id = ?",
+                (found, key.user, str(key.id)),
             ).fetchone()
             if held is not None and held[0] is not None:
                 return [(held[0], held[1])] if limit > 0 else []
@@ -583,7 +624,8 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM journal WHERE user = ? AND id = ?", (user, ident))
             if state == JobState.LOST.value:
                 db.execute("DELETE FROM jobs WHERE key = ?", (key,))
-                self._keys.pop((user, ident), None)
+                if self._keys.get((user, ident)) == key:
+                    self._map((user, ident), None)
             else:
                 db.execute(
                     "UPDATE jobs SET kept = 0, answer_kind = NULL, answer = NULL WHERE key = ?",
@@ -599,25 +641,55 @@ class SQLiteStore(Store):
             (PRUNE_BATCH, remember),
         ).fetchall()
         db.executemany("DELETE FROM jobs WHERE key = ?", [(key,) for key, _, _ in rows])
-        for _, user, ident in rows:
-            self._keys.pop((user, ident), None)
+        for key, user, ident in rows:
+            if self._keys.get((user, ident)) == key:
+                self._map((user, ident), None)
         return len(rows)
 
 
 _ALL_KEYS = "SELECT key, user, id FROM jobs"
+_BY_KEY = f"SELECT {COLUMNS} FROM jobs WHERE key = ? AND user = ? AND id = ?"
+"""A record by its key; the owner is checked too, so a stray row is never someone's record."""
+
+
+def _lock_for_writing(path: Path) -> IO[bytes] | None:
+    """Lock `path`.lock so that one process at a time writes the file (else GearjobsError).
+
+    Two writers would each decide claims in memory, and one id could run twice. The lock
+    goes with the process (kill -9 included). Where `fcntl` is missing (Windows) there is no
+    lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    try:
+        lock = open(f"{path}.lock", "ab")  # noqa: SIM115 - held open until close()
+    except OSError as exc:
+        raise GearjobsError(f"cannot open the SQLite store at {path}: {exc}") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise GearjobsError(
+            f"the SQLite store at {path} is in use by another process or store: a file has "
+            "one writer (give each server a file of its own, or share a Redis store)"
+        ) from None
+    return lock
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Copy a `jobs` table of an earlier schema (no `key`) into the current one."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    if not columns or "key" in columns:
-        return
-    for column, kind in (("answer_kind", "TEXT"), ("answer", "BLOB")):
-        if column not in columns:  # the first schema held every answer in `journal`
-            db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-    logger.warning("copying the jobs of %s into the current schema (once)", path)
-    db.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")  # decided under the lock: another opener may be first
     try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if not columns or "key" in columns:
+            db.execute("COMMIT")
+            return
+        logger.warning("copying the jobs of %s into the current schema (once)", path)
+        for column, kind in (("answer_kind", "TEXT"), ("answer", "BLOB")):
+            if column not in columns:  # the first schema held every answer in `journal`
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         db.execute("ALTER TABLE jobs RENAME TO jobs_before")
         for index in ("jobs_created", "jobs_finished", "jobs_node", "jobs_unfinished"):
             db.execute(f"DROP INDEX IF EXISTS {index}")
@@ -629,7 +701,8 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         db.execute("DROP TABLE jobs_before")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
 
 
