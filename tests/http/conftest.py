@@ -55,6 +55,16 @@ def test_jobs() -> JobSet:
         writer.write({"file": name} if events else "reading\n")
         raise SimpleError(ResponseFailure.NOT_FOUND, f"cannot read {name}")
 
+    @jobs.job("pending-then-fail", fast=True)
+    async def pending_then_fail(params: Params, response: Response) -> None:
+        response.write_pending_success("Leaked", "never")
+        raise SimpleError(ResponseFailure.NOT_FOUND, "gone")
+
+    @jobs.job("pending-after-success", fast=True)
+    async def pending_after_success(params: Params, response: Response) -> None:
+        response.success_with_data(ResponseSuccess.OK, "sent")
+        response.write_pending_success("Late", "never")
+
     @jobs.job("pending", fast=True)
     async def pending(params: Params, response: Response) -> None:
         response.write_pending_success(params.string("name"), params["value"])

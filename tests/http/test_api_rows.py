@@ -1,0 +1,182 @@
+"""Rows of API.md that need a test of their own: each would fail if its rule were broken."""
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.jobs import RequestIdentifier
+
+ALICE = {"Authorization": "Bearer alice-token"}
+BOB = {"Authorization": "Bearer bob-token"}
+
+
+def with_id(ident: RequestIdentifier, **headers: str) -> dict[str, str]:
+    return {"X-Request-Id": str(ident), **headers}
+
+
+async def test_pending_values_written_before_a_failure_are_never_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/jobs/pending-then-fail")
+    assert r.status_code == 404
+    assert "X-Leaked" not in r.headers
+    assert r.json() == {"message": "gone", "code": "not-found"}
+
+
+async def test_a_pending_value_written_after_the_success_is_logged_and_never_sent(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = await client.post("/jobs/pending-after-success")
+    assert r.status_code == 200 and r.json() == "sent"
+    assert "X-Late" not in r.headers
+    assert "pending value 'Late' written after the response" in caplog.text
+    again = await client.post("/jobs/pending-after-success", headers=with_id(
+        RequestIdentifier.parse(r.headers["X-Request-Id"])
+    ))  # fmt: skip
+    assert "X-Late" not in again.headers, "nor is it sent with a replay"
+
+
+async def test_every_refusal_of_a_named_request_carries_its_request_id(
+    client: httpx.AsyncClient,
+) -> None:
+    ident = RequestIdentifier.new()
+    big = {"blob": "x" * (200 * 1024)}
+    cases: list[tuple[str, object, int]] = [
+        ("/jobs/sleep", {"seconds": "soon"}, 400),
+        ("/jobs/no-such-job", {}, 404),
+        ("/jobs/echo", big, 413),
+        ("/jobs/fail", {"code": "error", "message": "boom"}, 500),
+        ("/jobs/fail", {"code": "unavailable", "message": "later"}, 503),
+        ("/jobs/fail", {"code": "rate-limit", "message": "slow down"}, 429),
+    ]
+    for path, body, status in cases:
+        ident = RequestIdentifier.new()
+        r = await client.post(path, json=body, headers=with_id(ident))
+        assert r.status_code == status, (path, body)
+        assert r.headers["X-Request-Id"] == str(ident), (path, status)
+        assert "message" in r.json()
+    await client.post("/jobs/echo", json={"a": 1}, headers=with_id(ident))
+    mismatch = await client.post("/jobs/echo", json={"a": 2}, headers=with_id(ident))
+    assert (mismatch.status_code, mismatch.headers["X-Request-Id"]) == (422, str(ident))
+
+
+async def test_the_same_idempotency_key_from_two_users_is_two_jobs(
+    authed: httpx.AsyncClient,
+) -> None:
+    key = {"Idempotency-Key": "order-7"}
+    alice = await authed.post("/jobs/tally", json={"key": "k"}, headers={**ALICE, **key})
+    bob = await authed.post("/jobs/tally", json={"key": "k"}, headers={**BOB, **key})
+    assert alice.json()["value"] == 1 and bob.json()["value"] == 2, "two jobs ran"
+    again = await authed.post("/jobs/tally", json={"key": "k"}, headers={**ALICE, **key})
+    assert again.json()["value"] == 1, "alice's key still names alice's job"
+
+
+async def test_the_body_limit_is_100_kib_by_default(client: httpx.AsyncClient) -> None:
+    def body_of(size: int) -> bytes:
+        head, tail = b'{"p": "', b'"}'
+        return head + b"x" * (size - len(head) - len(tail)) + tail
+
+    at_limit = await client.post("/jobs/echo", content=body_of(100 * 1024))
+    assert at_limit.status_code == 200
+    past = await client.post("/jobs/echo", content=body_of(100 * 1024 + 1))
+    assert past.status_code == 413
+    assert "100" in past.json()["message"] or "102400" in past.json()["message"]
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"12", b"null", b"true"])
+async def test_a_json_body_that_is_not_an_object_is_400(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    r = await client.post("/jobs/echo", content=body)
+    assert r.status_code == 400
+    assert r.json()["message"] == "the body must be a JSON object of the job's parameters"
+
+
+async def test_listing_by_state_gives_that_state_only_and_the_last_page_has_no_cursor(
+    client: httpx.AsyncClient,
+) -> None:
+    failed = []
+    for i in range(4):
+        if i % 2:
+            r = await client.post("/jobs/fail", json={"code": "not-found", "message": "m"})
+            failed.append(r.headers["X-Request-Id"])
+        else:
+            await client.post("/jobs/echo", json={"i": i})
+    listed = (await client.get("/jobs", params={"state": "failed"})).json()
+    assert [job["id"] for job in listed["jobs"]] == failed[::-1]
+    assert {job["state"] for job in listed["jobs"]} == {"failed"}
+    assert listed["cursor"] is None
+    first = (await client.get("/jobs", params={"state": "failed", "limit": 1})).json()
+    assert first["cursor"] is not None
+    rest = await client.get("/jobs", params={"state": "failed", "cursor": first["cursor"]})
+    assert [job["id"] for job in rest.json()["jobs"]] == [failed[0]]
+    assert rest.json()["cursor"] is None
+
+
+async def test_the_record_of_a_failed_job_shows_the_status_of_its_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/jobs/fail", json={"code": "already-exists", "message": "m"})
+    record = (await client.get(f"/jobs/{r.headers['X-Request-Id']}")).json()
+    assert (record["state"], record["status"]) == ("failed", 409)
+
+
+async def test_a_repeat_of_a_queued_id_joins_it(
+    client: httpx.AsyncClient, dispatcher: Dispatcher
+) -> None:
+    # Every slow worker busy: the next slow job waits in the queue, and a repeat of its id
+    # must join it (one run, the same answer), neither run it again nor be refused.
+    slow = dispatcher.slow
+    busy = [
+        asyncio.ensure_future(client.post("/jobs/sleep", json={"seconds": 0.3, "lines": 1}))
+        for _ in range(slow.concurrent)
+    ]
+    await until(lambda: slow.running == slow.concurrent)
+    ident = RequestIdentifier.new()
+    body = {"seconds": 0, "lines": 2}
+    stream = {"Accept": "text/plain;stream=true"}
+    first = asyncio.ensure_future(
+        client.post("/jobs/sleep", json=body, headers=with_id(ident, **stream))
+    )
+    for _ in range(100_000):  # until the claim is made (on Redis it takes a round trip)
+        await asyncio.sleep(0)  # the request runs in a task of its own: let it
+        seen = await client.get(f"/jobs/{ident}")
+        if seen.status_code == 200:
+            break
+    assert seen.json()["state"] == "queued"
+    joined = metric(await client.get("/metrics"), "gearjobs_jobs_joined_total")
+    again = await client.post("/jobs/sleep", json=body, headers=with_id(ident, **stream))
+    answer = await first
+    await asyncio.gather(*busy)
+    assert (
+        (answer.status_code, answer.text)
+        == (again.status_code, again.text)
+        == (
+            202,
+            "tick 1\ntick 2\n",
+        )
+    )
+    record = (await client.get(f"/jobs/{ident}")).json()
+    assert record["run"] == 1
+    assert metric(await client.get("/metrics"), "gearjobs_jobs_joined_total") == joined + 1
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run (no time passes) until `condition` holds."""
+    for _ in range(100_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+def metric(response: httpx.Response, name: str) -> float:
+    """The sum of a metric's samples in a Prometheus text answer."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in response.text.splitlines()
+        if line.startswith(name)
+    )
