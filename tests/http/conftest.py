@@ -1,4 +1,5 @@
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,13 @@ from gearjobs.jobs import (
     SimpleError,
 )
 from gearjobs.store import Store
+
+
+class SelfRenderedTable:
+    """Data that is no JSON value, and renders itself as a table."""
+
+    def write_table_to(self, out: Any) -> None:
+        out.write("name  size\na     1\n")
 
 
 def test_jobs() -> JobSet:
@@ -64,6 +72,10 @@ def test_jobs() -> JobSet:
     async def pending_after_success(params: Params, response: Response) -> None:
         response.success_with_data(ResponseSuccess.OK, "sent")
         response.write_pending_success("Late", "never")
+
+    @jobs.job("opaque-table", fast=True)
+    async def opaque_table(params: Params, response: Response) -> None:
+        response.success_with_data(ResponseSuccess.OK, SelfRenderedTable())
 
     @jobs.job("pending", fast=True)
     async def pending(params: Params, response: Response) -> None:

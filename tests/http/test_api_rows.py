@@ -2,12 +2,17 @@
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gearjobs.dispatcher import Dispatcher
+from gearjobs.http import create_app
 from gearjobs.jobs import RequestIdentifier
+from gearjobs.store import MemoryStore, SQLiteStore, Store
+
+from .conftest import make_registry
 
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}
@@ -180,3 +185,37 @@ def metric(response: httpx.Response, name: str) -> float:
         for line in response.text.splitlines()
         if line.startswith(name)
     )
+
+
+async def post_twice(store: Store, accept: str) -> list[httpx.Response]:
+    """POST opaque-table twice under one id, on a server over `store`."""
+    dispatcher = Dispatcher(store=store)
+    await dispatcher.start()
+    transport = httpx.ASGITransport(app=create_app(dispatcher, make_registry()))
+    headers = with_id(RequestIdentifier.new(), Accept=accept)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            async with asyncio.timeout(10):  # a guard: a repeat used to wait forever
+                return [await c.post("/jobs/opaque-table", headers=headers) for _ in range(2)]
+    finally:
+        await dispatcher.close()
+        await store.close()
+
+
+async def test_data_that_renders_itself_is_a_table_where_the_store_keeps_objects() -> None:
+    answers = await post_twice(MemoryStore(), "text/plain")
+    assert [(a.status_code, a.text) for a in answers] == [(200, "name  size\na     1\n")] * 2
+    as_json = await post_twice(MemoryStore(), "application/json")
+    assert as_json[0].status_code == 406
+    assert "no JSON form" in as_json[0].json()["message"]
+
+
+async def test_data_that_is_not_json_fails_alike_for_everyone_where_the_store_keeps_json(
+    tmp_path: Path,
+) -> None:
+    # The SQLite file (and Redis) hold JSON: an answer it could not record must not go out,
+    # or the first client would get what no repeat could, and the repeat would wait forever.
+    answers = await post_twice(SQLiteStore(tmp_path / "jobs.db"), "text/plain")
+    assert [a.status_code for a in answers] == [500, 500]
+    assert answers[0].content == answers[1].content
+    assert "the job's data is not JSON" in answers[0].json()["message"]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gearjobs._json import dumps
 from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
 from gearjobs.store import (
     ENDED,
@@ -49,6 +50,16 @@ def test_entries_round_trip_through_their_encoding(value: Any, pending: dict[str
     ]
     for entry in entries:
         assert decode_entry(*encode_entry(entry)) == entry
+
+
+@given(json_values, st.dictionaries(st.text(min_size=1), st.text() | st.integers(), max_size=3))
+def test_data_encoded_as_the_job_wrote_it_is_stored_as_the_same_bytes(
+    value: Any, pending: dict[str, Any]
+) -> None:
+    plain = Succeeded(ResponseSuccess.OK, Body.DATA, pending, value)
+    encoded = Succeeded(ResponseSuccess.OK, Body.DATA, pending, value, dumps(value))
+    assert encode_entry(encoded) == encode_entry(plain)
+    assert decode_entry(*encode_entry(encoded)) == plain
 
 
 def test_data_that_is_not_json_is_refused_with_a_clear_error() -> None:

@@ -467,7 +467,9 @@ class Dispatcher:
         loop = self._loop or asyncio.get_running_loop()
         live = self.store.live_journal
         append: Callable[[Entry], None] = self._live_appender(run) if live else run.journal.append
-        response = RecordingResponse(append, loop=loop, label=record.key)
+        response = RecordingResponse(
+            append, loop=loop, label=record.key, json_only=not self.store.keeps_objects
+        )
         job = run.job
         for observer in self.observers:
             observer.job_started(record, run.detail)

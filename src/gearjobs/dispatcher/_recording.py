@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from gearjobs._json import dumps
 from gearjobs.jobs import (
     JobError,
     ResponseFailure,
@@ -64,8 +65,10 @@ class RecordingResponse:
         *,
         loop: asyncio.AbstractEventLoop,
         label: object,
+        json_only: bool = False,
     ) -> None:
         self._direct = append
+        self._json_only = json_only
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._label = label
@@ -100,9 +103,25 @@ class RecordingResponse:
             self._append(Succeeded(kind, Body.NONE, self._pending))
 
     def success_with_data(self, kind: ResponseSuccess, data: Any) -> None:
-        if self._begin("success with data"):
-            self._state = _DONE
-            self._append(Succeeded(kind, Body.DATA, self._pending, data))
+        if not self._begin("success with data"):
+            return
+        self._state = _DONE
+        # Encoded now, once: the store and the answers reuse the bytes, and data that is not
+        # JSON fails here, in the job that wrote it, when the store keeps JSON only.
+        try:
+            encoded: bytes | None = dumps(data)
+        except (TypeError, ValueError) as exc:
+            if self._json_only:
+                logger.error("job %s: its data is not JSON: %s", self._label, exc)
+                self._append(
+                    Failed(
+                        ResponseFailure.ERROR,
+                        f"the job's data is not JSON ({exc}): this server records JSON only",
+                    )
+                )
+                return
+            encoded = None  # kept as the object the job wrote (an in-process answer)
+        self._append(Succeeded(kind, Body.DATA, self._pending, data, encoded))
 
     def success_with_write(
         self, kind: ResponseSuccess, flush: bool, structured: bool

@@ -43,6 +43,14 @@ class JSONAnswer(JSONResponse):
         self.raw_headers = raw
 
 
+class EncodedJSONAnswer(JSONAnswer):
+    """A JSON answer whose body was encoded already (as the job wrote its data)."""
+
+    def render(self, content: Any) -> bytes:
+        body: bytes = content
+        return body
+
+
 def error_response(
     failure: ResponseFailure,
     message: str,
@@ -129,7 +137,13 @@ async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Resp
                 return PlainTextResponse(render_table(first.data), status, headers=headers)
             except NotATable as exc:
                 return error_response(ResponseFailure.NOT_ACCEPTABLE, str(exc), headers=headers)
-        return JSONAnswer(first.data, status_code=status, headers=headers)
+        if first.encoded is not None:
+            return EncodedJSONAnswer(first.encoded, status_code=status, headers=headers)
+        try:
+            return JSONAnswer(first.data, status_code=status, headers=headers)
+        except (TypeError, ValueError):  # an object kept as it is, by the memory store
+            message = "the job's data has no JSON form: ask for text/plain (a table)"
+            return error_response(ResponseFailure.NOT_ACCEPTABLE, message, headers=headers)
     if mode is not Mode.STREAM:
         # The client did not ask for a stream: it gets 204, and the job runs to its end.
         return Response(status_code=204, headers=headers)

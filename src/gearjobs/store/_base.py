@@ -56,6 +56,10 @@ class Store(abc.ABC):
 
     live_journal: bool = False
     """True when journals are appended while jobs run (joins from other processes follow them)."""
+    keeps_objects: bool = False
+    """True when data that is not JSON can be kept (as the object itself); otherwise a job
+    whose data is not JSON fails with ERROR as it writes it, so that no answer goes out that
+    could not be recorded."""
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store for use (create tables, connect)."""

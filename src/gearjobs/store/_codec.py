@@ -36,8 +36,11 @@ def encode_entry(entry: Entry) -> tuple[str, bytes]:
             return EVENT, entry.line()
         if isinstance(entry, Succeeded):
             payload = {"k": entry.kind._value_, "b": entry.body._value_, "p": dict(entry.pending)}
-            if entry.body is Body.DATA:
-                payload["d"] = entry.data
+            if entry.body is not Body.DATA:
+                return SUCCEEDED, dumps(payload)
+            if entry.encoded is not None:  # the same bytes as with "d" in the payload
+                return SUCCEEDED, b'%s,"d":%s}' % (dumps(payload)[:-1], entry.encoded)
+            payload["d"] = entry.data
             return SUCCEEDED, dumps(payload)
         if isinstance(entry, Failed):
             return FAILED, dumps({"f": entry.failure._value_, "m": entry.message, "d": entry.data})

@@ -51,6 +51,8 @@ class MemoryStore(Store):
     from the other stores.
     """
 
+    keeps_objects = True
+
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], Row] = {}
         self._journals: dict[tuple[str, str], tuple[Item, ...]] = {}

@@ -102,6 +102,9 @@ class Succeeded:
     body: Body
     pending: Mapping[str, Any] = field(default_factory=dict)
     data: Any = None
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
+    """The data as JSON, when it was encoded as the job wrote it (stores and answers reuse
+    it rather than encode the data again)."""
 
 
 @dataclass(frozen=True, slots=True)
