@@ -351,3 +351,58 @@ async def test_a_sync_job_raising_cancelled_error_fails_like_any_other() -> None
         handle = await dispatcher.dispatch(RequestIdentifier.new(), RaisesInItsThread(), failed)
         await asyncio.wait_for(handle.wait(), 30)
         assert failed.error is not None and failed.error.response_failure() is F.ERROR
+
+
+class RefusingStore(MemoryStore):
+    """A memory store that refuses the first `refusals` final writes (a store outage)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.tries = 0
+
+    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+        self.tries += 1
+        if self.tries > self.refusals:
+            return super().finish_soon(record, entries)
+        refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        refused.set_exception(OSError("database or disk is full"))
+        return refused
+
+
+async def test_an_answer_the_store_refused_is_written_again_and_repeats_get_it_meanwhile() -> None:
+    store = RefusingStore(refusals=2)
+    async with Dispatcher(store=store) as dispatcher:
+        ident, job = RequestIdentifier.new(), DataJob("kept")
+        first = ClientResponse()
+        await (await dispatcher.dispatch(ident, job, first))
+        assert (first.data, store.tries) == ("kept", 1)
+        repeat = ClientResponse()  # the store has no answer yet: the live job answers
+        async with asyncio.timeout(10):  # it used to follow the unfinished record forever
+            await (await dispatcher.dispatch(ident, job, repeat))
+        assert repeat.data == "kept" and job.runs == 1
+        await dispatcher.recorded(JobKey("anonymous", ident))
+        assert store.tries == 3
+        stored = await store.get(JobKey("anonymous", ident))
+        assert stored is not None and stored.state is JobState.SUCCEEDED
+        after = ClientResponse()
+        await (await dispatcher.dispatch(ident, job, after))
+        assert after.data == "kept" and job.runs == 1
+
+
+async def test_an_answer_the_store_keeps_refusing_is_given_up_and_close_does_not_wait() -> None:
+    store = RefusingStore(refusals=1_000)
+    dispatcher = Dispatcher(store=store)
+    dispatcher.WRITE_TRIES = 3
+    async with dispatcher:
+        ident = RequestIdentifier.new()
+        await (await dispatcher.dispatch(ident, DataJob("x")))
+        await dispatcher.recorded(JobKey("anonymous", ident))
+        assert store.tries == 3
+    stopping = RefusingStore(refusals=1_000)
+    async with Dispatcher(store=stopping) as dispatcher:
+        await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("y")))
+        closing = asyncio.ensure_future(dispatcher.close(timeout=30))
+        done, _ = await asyncio.wait([closing], timeout=5)
+        assert done, "close tries the refused write once more and does not wait for retries"
+        assert stopping.tries == 2

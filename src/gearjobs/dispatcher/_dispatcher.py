@@ -90,8 +90,10 @@ class _Run:
         "journal",
         "queue",
         "record",
+        "retry",
         "settled",
         "stopped",
+        "write_failures",
     )
 
     def __init__(
@@ -111,6 +113,9 @@ class _Run:
         """How many journal entries a live-journal store already holds."""
         self.flushing: asyncio.Task[None] | None = None
         self.stopped = False
+        self.write_failures = 0
+        """How often the store refused the final write (it is tried again, see `_recorded`)."""
+        self.retry: asyncio.TimerHandle | None = None
         """True once `close` cancelled the job (it is then lost, not failed)."""
 
     def settled_event(self) -> asyncio.Event:
@@ -217,6 +222,10 @@ class Dispatcher:
         for queue in (self.fast, self.slow):
             for run in queue.drain():
                 await self._lose(run)
+        for run in list(self._active.values()):
+            if run.retry is not None:  # a last try now, for answers the store refused
+                run.retry.cancel()
+                self._write_again(run)
         running = [run.settled_event().wait() for run in self._active.values()]
         if running:
             await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=timeout)
@@ -603,9 +612,46 @@ class Dispatcher:
         self._recording.discard(written)
         if written.cancelled():
             logger.error("the answer of job %s was not recorded: cancelled", run.record.key)
-        elif (exc := written.exception()) is not None:
-            logger.error("could not record the answer of job %s", run.record.key, exc_info=exc)
+        elif (exc := written.exception()) is not None and self._write_later(run, exc):
+            return
         self._forget(run)
+
+    WRITE_TRIES = 8
+    """Tries of a job's final write that the store refused (0.1 s apart, doubling to 5 s)."""
+
+    def _write_later(self, run: _Run, exc: BaseException) -> bool:
+        """Try the refused final write again later; False once it is given up.
+
+        Meanwhile the job stays live here: a repeat of its id on this node gets its answer
+        from the journal, instead of following a record the store still shows unfinished.
+        """
+        run.write_failures += 1
+        key = run.record.key
+        if self._closing or run.write_failures >= self.WRITE_TRIES:
+            logger.error("could not record the answer of job %s; given up", key, exc_info=exc)
+            return False
+        delay = min(0.1 * 2 ** (run.write_failures - 1), 5.0)
+        logger.error(
+            "could not record the answer of job %s (try %d); trying again in %.1f s",
+            key, run.write_failures, delay, exc_info=exc,
+        )  # fmt: skip
+        loop = self._loop or asyncio.get_running_loop()
+        run.retry = loop.call_later(delay, self._write_again, run)
+        return True
+
+    def _write_again(self, run: _Run) -> None:
+        run.retry = None
+        entries = run.journal.entries[run.flushed :]
+        try:
+            written = self.store.finish_soon(run.record, entries)
+        except Exception as exc:
+            written = (self._loop or asyncio.get_running_loop()).create_future()
+            written.set_exception(exc)
+        if written.done():
+            self._recorded(run, written)
+        else:
+            self._recording.add(written)
+            written.add_done_callback(functools.partial(self._recorded, run))
 
     def _forget(self, run: _Run) -> None:
         """The job's answer is in the store (or could not be written): drop the live run."""
