@@ -9,7 +9,7 @@ import pytest
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.jobs import ClientResponse, GearjobsError, JobError, RequestIdentifier, Response
 from gearjobs.jobs import ResponseFailure as F
-from gearjobs.store import Entry, JobKey, JobRecord, JobState, MemoryStore, SQLiteStore
+from gearjobs.store import Entry, Failed, JobKey, JobRecord, JobState, MemoryStore, SQLiteStore
 
 from .helpers import OK, BlockingJob, DataJob, Gate
 
@@ -406,3 +406,44 @@ async def test_an_answer_the_store_keeps_refusing_is_given_up_and_close_does_not
         done, _ = await asyncio.wait([closing], timeout=5)
         assert done, "close tries the refused write once more and does not wait for retries"
         assert stopping.tries == 2
+
+
+async def test_a_job_whose_answer_was_never_recorded_is_lost_and_a_retry_runs_it() -> None:
+    # The store refused the final write to the end: its record stays unfinished, and no one
+    # runs the job. A repeat must not follow that record forever: the job is lost (503,
+    # retry), and the retry runs it again.
+    store = RefusingStore(refusals=1)
+    dispatcher = Dispatcher(store=store)
+    dispatcher.WRITE_TRIES = 1
+    async with dispatcher:
+        ident, job = RequestIdentifier.new(), DataJob("late")
+        await (await dispatcher.dispatch(ident, job))
+        key = JobKey("anonymous", ident)
+        await dispatcher.recorded(key)
+        async with asyncio.timeout(10):
+            with pytest.raises(JobError) as refused:
+                await dispatcher.dispatch(ident, job)
+        assert refused.value.response_failure() is F.UNAVAILABLE
+        stored = await store.get(key)
+        assert stored is not None and stored.state is JobState.LOST
+        again = ClientResponse()
+        await (await dispatcher.dispatch(ident, job, again))
+        assert again.data == "late" and job.runs == 2
+
+
+async def test_following_a_job_whose_answer_was_never_recorded_ends_with_the_lost_answer() -> None:
+    store = RefusingStore(refusals=1)
+    dispatcher = Dispatcher(store=store)
+    dispatcher.WRITE_TRIES = 1
+    async with dispatcher:
+        ident = RequestIdentifier.new()
+        await (await dispatcher.dispatch(ident, DataJob("late")))
+        key = JobKey("anonymous", ident)
+        await dispatcher.recorded(key)
+        async with asyncio.timeout(10):  # it used to poll the unfinished record forever
+            handle = await dispatcher.follow(key)
+            assert handle is not None
+            last = await handle
+        assert isinstance(last, Failed) and last.failure is F.UNAVAILABLE
+        stored = await store.get(key)
+        assert stored is not None and stored.state is JobState.LOST

@@ -71,6 +71,7 @@ ERR_MISMATCH = SimpleError(
     ResponseFailure.REQUEST_MISMATCH,
     "This request id was used for a different request; use a new id for a new request.",
 )
+ERR_LOST = SimpleError(ResponseFailure.UNAVAILABLE, LOST_MESSAGE)
 ERR_STILL_RUNNING = SimpleError(
     ResponseFailure.ALREADY_EXISTS, "This job is still running; it can run again once it ends."
 )
@@ -421,6 +422,12 @@ class Dispatcher:
         if not record.kept:
             raise ERR_RAN_TO_COMPLETION
         done = record.state.finished
+        if not done and not self.store.live_journal:
+            run = self._active.get(record.key)
+            if run is not None:  # claimed while the record was read
+                return await self._join_run(run, job, fingerprint, response)
+            await self._orphaned(record)
+            raise ERR_LOST
         if _consult(job, None, done) is JoinAction.RERUN:
             if not done:
                 raise ERR_STILL_RUNNING
@@ -712,7 +719,32 @@ class Dispatcher:
             return None
         if not record.kept:
             raise ERR_RAN_TO_COMPLETION
+        if not record.state.finished and not self.store.live_journal:
+            run = self._active.get(key)
+            if run is not None:  # claimed while the record was read
+                return JobHandle(run.record, journal=run.journal, store=self.store, joined=True)
+            lost = await self._orphaned(record)  # its answer, whether or not the store took it
+            return JobHandle(lost, journal=Journal([lost_entry()]), store=self.store, joined=True)
         return JobHandle(record, journal=None, store=self.store, joined=True)
+
+    async def _orphaned(self, record: JobRecord) -> JobRecord:
+        """Record as lost an unfinished job that nobody runs, and return its lost record.
+
+        A store without a live journal (memory, SQLite) has this dispatcher as its only
+        user: a job it does not run, whose record is unfinished, will never finish. That is
+        a job whose answer the store refused to the end (see `_write_later`). Its clients
+        get the lost answer (503), and a retry of the same request runs it again.
+        """
+        lost = record.copy()
+        lost.state = JobState.LOST
+        lost.failure = ResponseFailure.UNAVAILABLE
+        lost.finished_at = self._clock()
+        logger.warning("job %s (%s) was never recorded as finished: lost", lost.key, lost.name)
+        try:
+            await self.store.finish(lost, [lost_entry()])
+        except Exception:
+            logger.exception("could not record job %s as lost", lost.key)
+        return lost
 
     # Retention
 

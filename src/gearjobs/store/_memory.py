@@ -48,7 +48,8 @@ class MemoryStore(Store):
     pauses of most of a second under load. The bytes of a chunk or an event are the job's own
     (no copies: a finished job's output is held once, however many clients replay it). An
     entry whose values are not JSON is kept as the object the job wrote. Reads decode anew, as
-    from the other stores.
+    from the other stores. One dispatcher uses a memory store (as one process writes a SQLite
+    file): a job it does not run, whose record is unfinished, is taken for lost.
     """
 
     keeps_objects = True
