@@ -110,7 +110,9 @@ async def test_restart_marks_the_unfinished_jobs_of_this_node_lost() -> None:
     gate = Gate()
     ident = RequestIdentifier.new()
     await crashed.dispatch(ident, BlockingJob(gate))
-    # No close(): as if the process died. A new dispatcher on the same node recovers.
+    # No close(): as if the process died, and its hold on the store with it (as a dead
+    # process's lock on a SQLite file goes). A new dispatcher on the same node recovers.
+    store.detach(crashed)
     async with Dispatcher(store=store, node="node-b"):
         record = await store.get(JobKey("anonymous", ident))
         assert record is not None and record.state is JobState.LOST

@@ -1,13 +1,21 @@
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from gearjobs.dispatcher import Dispatcher
-from gearjobs.jobs import ClientResponse, GearjobsError, JobError, RequestIdentifier, Response
+from gearjobs.jobs import (
+    ClientResponse,
+    GearjobsError,
+    JobError,
+    RequestIdentifier,
+    Response,
+    ResponseSuccess,
+    StructuredJobError,
+)
 from gearjobs.jobs import ResponseFailure as F
 from gearjobs.store import Entry, Failed, JobKey, JobRecord, JobState, MemoryStore, SQLiteStore
 
@@ -447,3 +455,90 @@ async def test_following_a_job_whose_answer_was_never_recorded_ends_with_the_los
         assert isinstance(last, Failed) and last.failure is F.UNAVAILABLE
         stored = await store.get(key)
         assert stored is not None and stored.state is JobState.LOST
+
+
+class Writes:
+    """A job that runs `body` (counting its runs)."""
+
+    fast = True
+
+    def __init__(self, body: Callable[[Response], None]) -> None:
+        self.body = body
+        self.runs = 0
+
+    async def execute(self, response: Response) -> None:
+        self.runs += 1
+        self.body(response)
+
+
+def not_json_pending(response: Response) -> None:
+    response.write_pending_success("Odd", {1: float("nan")})  # json.dumps takes it, JSON no
+    response.success_with_data(ResponseSuccess.OK, "x")
+
+
+def not_json_failure(response: Response) -> None:
+    raise StructuredJobError(F.NOT_FOUND, "gone", {"when": {1, 2}})
+
+
+@pytest.mark.parametrize("body", [not_json_pending, not_json_failure])
+async def test_an_answer_a_json_store_could_not_record_fails_at_once_for_everyone(
+    tmp_path: Path, body: Callable[[Response], None]
+) -> None:
+    # On SQLite (and Redis) what cannot be recorded must not go out: the job fails with
+    # ERROR as it writes it, the failure is recorded, and a repeat gets the same answer.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    try:
+        async with Dispatcher(store=store) as dispatcher:
+            ident, job = RequestIdentifier.new(), Writes(body)
+            first, again = ClientResponse(), ClientResponse()
+            await (await dispatcher.dispatch(ident, job, first))
+            await dispatcher.recorded(JobKey("anonymous", ident))
+            async with asyncio.timeout(10):
+                await (await dispatcher.dispatch(ident, job, again))
+            assert first.error is not None and again.error is not None
+            assert first.error.response_failure() is F.ERROR
+            assert "not JSON" in first.error.message
+            assert again.error.message == first.error.message
+            assert job.runs == 1
+            stored = await store.get(JobKey("anonymous", ident))
+            assert stored is not None and stored.state is JobState.FAILED
+    finally:
+        await store.close()
+
+
+async def test_a_store_for_one_dispatcher_refuses_a_second_while_the_first_is_open(
+    tmp_path: Path,
+) -> None:
+    for store in (MemoryStore(), SQLiteStore(tmp_path / "jobs.db")):
+        async with Dispatcher(store=store):
+            with pytest.raises(GearjobsError, match="in use by another dispatcher"):
+                await Dispatcher(store=store).start()
+        async with Dispatcher(store=store):  # free again once the first has closed
+            pass
+        await store.close()
+
+
+class RefusesOneFinish(MemoryStore):
+    """A memory store whose awaited final write (`finish`) refuses once."""
+
+    refused = False
+
+    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+        if not self.refused:
+            self.refused = True
+            raise OSError("database or disk is full")
+        await super().finish(record, entries)
+
+
+async def test_an_answer_written_while_the_store_is_behind_is_written_again_if_refused() -> None:
+    store = RefusesOneFinish()
+    async with Dispatcher(store=store) as dispatcher:
+        dispatcher._recording_limit = 0  # the store is behind: each worker awaits its write
+        ident, job = RequestIdentifier.new(), DataJob("kept")
+        await (await dispatcher.dispatch(ident, job))
+        await dispatcher.recorded(JobKey("anonymous", ident))
+        stored = await store.get(JobKey("anonymous", ident))
+        assert store.refused and stored is not None and stored.state is JobState.SUCCEEDED
+        again = ClientResponse()
+        await (await dispatcher.dispatch(ident, job, again))
+        assert again.data == "kept" and job.runs == 1

@@ -41,6 +41,7 @@ from gearjobs.store import (
     LOST_MESSAGE,
     ClaimResult,
     Entry,
+    EntryNotJSON,
     JobKey,
     JobRecord,
     JobState,
@@ -189,6 +190,7 @@ class Dispatcher:
         """Start the workers and the pruner, and mark this node's unfinished jobs lost."""
         if self._started:
             return
+        self.store.attach(self)  # a single-user store refuses a second dispatcher
         self._started = True
         self._loop = asyncio.get_running_loop()
         await self.store.open()
@@ -244,6 +246,7 @@ class Dispatcher:
             await self._lose(run)
         for queue in (self.fast, self.slow):
             queue.shutdown()
+        self.store.detach(self)
 
     # Dispatching
 
@@ -422,7 +425,7 @@ class Dispatcher:
         if not record.kept:
             raise ERR_RAN_TO_COMPLETION
         done = record.state.finished
-        if not done and not self.store.live_journal:
+        if not done and self.store.single_user:
             run = self._active.get(record.key)
             if run is not None:  # claimed while the record was read
                 return await self._join_run(run, job, fingerprint, response)
@@ -610,10 +613,10 @@ class Dispatcher:
             if run.flushing is not None:
                 await run.flushing
             await self.store.finish(run.record, run.journal.entries[run.flushed :])
-        except Exception:
-            logger.exception("could not record the answer of job %s", run.record.key)
-        finally:
-            self._forget(run)
+        except Exception as exc:
+            if self._write_later(run, exc):  # the job stays live until the write is made
+                return
+        self._forget(run)
 
     def _recorded(self, run: _Run, written: asyncio.Future[None]) -> None:
         self._recording.discard(written)
@@ -634,7 +637,8 @@ class Dispatcher:
         """
         run.write_failures += 1
         key = run.record.key
-        if self._closing or run.write_failures >= self.WRITE_TRIES:
+        permanent = isinstance(exc, EntryNotJSON)  # the same entries fail the same way
+        if self._closing or permanent or run.write_failures >= self.WRITE_TRIES:
             logger.error("could not record the answer of job %s; given up", key, exc_info=exc)
             return False
         delay = min(0.1 * 2 ** (run.write_failures - 1), 5.0)
@@ -719,7 +723,7 @@ class Dispatcher:
             return None
         if not record.kept:
             raise ERR_RAN_TO_COMPLETION
-        if not record.state.finished and not self.store.live_journal:
+        if not record.state.finished and self.store.single_user:
             run = self._active.get(key)
             if run is not None:  # claimed while the record was read
                 return JobHandle(run.record, journal=run.journal, store=self.store, joined=True)

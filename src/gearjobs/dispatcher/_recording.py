@@ -136,13 +136,20 @@ class RecordingResponse:
     def failure(self, error: BaseException) -> None:
         if self._begin("failure"):
             self._state = _DONE
-            self._append(_failed(as_job_error(error)))
+            self._append(self._failed(as_job_error(error)))
 
     def write_pending_success(self, name: str, value: Any) -> None:
         if self._state != _NEW:
             self._misuse(f"pending value {name!r} written after the response")
             return
         check_pending(name, value)
+        if self._json_only:
+            try:
+                dumps(value)
+            except (TypeError, ValueError) as exc:
+                raise InvalidPendingValue(
+                    f"pending value {name!r} is not JSON ({exc}): this server records JSON only"
+                ) from None
         self._pending[name] = value
 
     # Called by the dispatcher when the job's execute returns or raises
@@ -161,7 +168,21 @@ class RecordingResponse:
             logger.error("job %s raised after its answer was written", self._label, exc_info=error)
             return
         self._state = _DONE
-        self._append(_failed(as_job_error(error)))
+        self._append(self._failed(as_job_error(error)))
+
+    def _failed(self, error: JobError) -> Failed:
+        """The Failed entry of `error`; on a store that records JSON only, data that is not
+        JSON makes it an ERROR that says so (an answer that cannot be recorded never goes
+        out)."""
+        failure, message, data = error.response_failure(), error.message, error.response_data()
+        if self._json_only and data is not None:
+            try:
+                dumps(data)
+            except (TypeError, ValueError) as exc:
+                logger.error("job %s: its failure data is not JSON: %s", self._label, exc)
+                text = f"the job failed ({failure._value_}: {message}), and its data is not JSON"
+                return Failed(ResponseFailure.ERROR, f"{text} ({exc})")
+        return Failed(failure, message, data)
 
 
 class InvalidPendingValue(SimpleError):
@@ -190,7 +211,3 @@ def check_pending(name: str, value: Any) -> None:
         raise InvalidPendingValue(
             f"pending value {name!r} must be printable ASCII without CR or LF (at most 4096)"
         )
-
-
-def _failed(error: JobError) -> Failed:
-    return Failed(error.response_failure(), error.message, error.response_data())

@@ -1,7 +1,7 @@
 """Stores: where job records and journals live (memory, SQLite, Redis)."""
 
 from gearjobs.store._base import LOST_MESSAGE, ClaimResult, Store, StoreUnavailable, lost_entry
-from gearjobs.store._codec import decode_entry, encode_entry
+from gearjobs.store._codec import EntryNotJSON, decode_entry, encode_entry
 from gearjobs.store._memory import MemoryStore
 from gearjobs.store._records import (
     ENDED,
@@ -23,6 +23,7 @@ from gearjobs.store._url import store_from_url
 
 __all__ = (
     "ENDED",
+    "EntryNotJSON",
     "LOST_MESSAGE",
     "Body",
     "Chunk",

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-from gearjobs.jobs import ResponseFailure, SimpleError
+from gearjobs.jobs import GearjobsError, ResponseFailure, SimpleError
 from gearjobs.store._records import Entry, Failed, JobKey, JobRecord, JobState, is_terminal
 
 __all__ = ("CLAIMED", "LOST_MESSAGE", "ClaimResult", "Store", "StoreUnavailable", "lost_entry")
@@ -56,6 +56,25 @@ class Store(abc.ABC):
 
     live_journal: bool = False
     """True when journals are appended while jobs run (joins from other processes follow them)."""
+    single_user: bool = False
+    """True when one dispatcher at a time may use the store (memory, SQLite: the claims are
+    decided in this process). Such a dispatcher knows every job that runs: an unfinished
+    record it does not run is lost. `attach` refuses a second dispatcher."""
+    _user: object = None
+
+    def attach(self, user: object) -> None:
+        """Become `user`'s store; GearjobsError if another user holds a single-user store."""
+        if self.single_user and self._user is not None and self._user is not user:
+            raise GearjobsError(
+                f"{self!r} is in use by another dispatcher: this store has one user at a time"
+            )
+        self._user = user
+
+    def detach(self, user: object) -> None:
+        """`user` is done with the store."""
+        if self._user is user:
+            self._user = None
+
     keeps_objects: bool = False
     """True when data that is not JSON can be kept (as the object itself); otherwise a job
     whose data is not JSON fails with ERROR as it writes it, so that no answer goes out that

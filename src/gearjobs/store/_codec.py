@@ -21,7 +21,12 @@ from gearjobs.store._records import (
     Succeeded,
 )
 
-__all__ = ("decode_entry", "encode_entry", "record_from_row", "record_row")
+__all__ = ("EntryNotJSON", "decode_entry", "encode_entry", "record_from_row", "record_row")
+
+
+class EntryNotJSON(GearjobsError):
+    """A journal entry whose values are not JSON: a store that keeps JSON cannot hold it."""
+
 
 # One letter a kind: the payload of a chunk or an event is stored as the bytes a client gets.
 SUCCEEDED, CHUNK, EVENT, ENDED_KIND, FAILED = "s", "c", "e", "n", "f"
@@ -38,14 +43,14 @@ def encode_entry(entry: Entry) -> tuple[str, bytes]:
             payload = {"k": entry.kind._value_, "b": entry.body._value_, "p": dict(entry.pending)}
             if entry.body is not Body.DATA:
                 return SUCCEEDED, dumps(payload)
-            if entry.encoded is not None:  # the same bytes as with "d" in the payload
+            if entry.encoded is not None:  # the same value as with "d" in the payload
                 return SUCCEEDED, b'%s,"d":%s}' % (dumps(payload)[:-1], entry.encoded)
             payload["d"] = entry.data
             return SUCCEEDED, dumps(payload)
         if isinstance(entry, Failed):
             return FAILED, dumps({"f": entry.failure._value_, "m": entry.message, "d": entry.data})
     except (TypeError, ValueError) as exc:
-        raise GearjobsError(f"journal entry is not JSON-serializable: {exc}") from exc
+        raise EntryNotJSON(f"journal entry is not JSON-serializable: {exc}") from exc
     return ENDED_KIND, b""
 
 

@@ -53,6 +53,7 @@ class MemoryStore(Store):
     """
 
     keeps_objects = True
+    single_user = True
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], Row] = {}

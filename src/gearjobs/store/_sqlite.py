@@ -92,6 +92,8 @@ class SQLiteStore(Store):
     more than the statements: the two threads passed the GIL back and forth on every one.)
     """
 
+    single_user = True
+
     CHECKPOINT_EVERY = 0.5
     """Seconds between checkpoints while there are writes (SQLite's own are turned off)."""
     WRITE_BEHIND = 0.005
