@@ -10,7 +10,7 @@ import pytest
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.http import create_app
 from gearjobs.jobs import RequestIdentifier
-from gearjobs.store import MemoryStore, SQLiteStore, Store
+from gearjobs.store import JobKey, JobRecord, MemoryStore, SQLiteStore, Store, StoreUnavailable
 
 from .conftest import make_registry
 
@@ -219,3 +219,27 @@ async def test_data_that_is_not_json_fails_alike_for_everyone_where_the_store_ke
     assert [a.status_code for a in answers] == [500, 500]
     assert answers[0].content == answers[1].content
     assert "the job's data is not JSON" in answers[0].json()["message"]
+
+
+class UnreachableStore(MemoryStore):
+    """A memory store that cannot be read: as a Redis that is away."""
+
+    async def get(self, key: JobKey) -> JobRecord | None:
+        raise StoreUnavailable("the job store is unreachable")
+
+
+async def test_a_look_at_a_job_the_store_cannot_answer_is_503_with_its_request_id() -> None:
+    dispatcher = Dispatcher(store=UnreachableStore())
+    await dispatcher.start()
+    transport = httpx.ASGITransport(app=create_app(dispatcher, make_registry()))
+    ident = str(RequestIdentifier.new())
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            for path in (f"/jobs/{ident}", f"/jobs/{ident}/output"):
+                r = await c.get(path)
+                assert r.status_code == 503, path
+                assert r.headers["X-Request-Id"] == ident
+                assert r.headers["Retry-After"] == "1"
+                assert r.json()["message"] == "the job store is unreachable"
+    finally:
+        await dispatcher.close()

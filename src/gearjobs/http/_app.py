@@ -324,7 +324,10 @@ class _Api:
         except Refused as refused:
             refused.response.headers.update(headers)
             raise
-        record = await self.dispatcher.get(JobKey(user, ident))
+        try:
+            record = await self.dispatcher.get(JobKey(user, ident))
+        except JobError as exc:  # for example the store is unreachable: 503
+            return _job_error(exc, headers)
         if record is None:
             return error_response(
                 ResponseFailure.NOT_FOUND, f"no job with id {ident}", headers=headers
@@ -339,6 +342,8 @@ class _Api:
         except Refused as refused:
             refused.response.headers.update(headers)
             raise
+        except JobError as exc:  # for example the store is unreachable: 503
+            return _job_error(exc, headers)
 
     async def _output(
         self, request: Request, ident: RequestIdentifier, headers: dict[str, str]
@@ -403,6 +408,10 @@ class _Api:
             return error_response(ResponseFailure.UNAVAILABLE, "the server is shutting down")
         await self.dispatcher.store.ping()
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
+
+
+def _job_error(exc: JobError, headers: dict[str, str]) -> Response:
+    return error_response(exc.response_failure(), exc.message, exc.response_data(), headers=headers)
 
 
 def _header(request: Request, name: str) -> str | None:
