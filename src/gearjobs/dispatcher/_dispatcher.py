@@ -228,7 +228,7 @@ class Dispatcher:
         for run in list(self._active.values()):
             if run.retry is not None:  # a last try now, for answers the store refused
                 run.retry.cancel()
-                self._write_again(run)
+                self._write(run)
         running = [run.settled_event().wait() for run in self._active.values()]
         if running:
             await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=timeout)
@@ -549,19 +549,7 @@ class Dispatcher:
         # The answer is in the journal already. Its write is queued in the store now (a read
         # asked later sees it) but not waited for: the store's batches and the next jobs
         # overlap.
-        try:
-            entries = run.journal.entries
-            written = self.store.finish_soon(
-                run.record, entries[run.flushed :] if run.flushed else entries
-            )
-        except Exception as exc:
-            written = loop.create_future()
-            written.set_exception(exc)
-        if written.done():  # a store that writes at once (memory)
-            self._recorded(run, written)
-        else:
-            self._recording.add(written)
-            written.add_done_callback(functools.partial(self._recorded, run))
+        self._write(run)
 
     def _live_appender(self, run: _Run) -> Callable[[Entry], None]:
         """Appends to the journal and, within the same loop tick, to the store's journal."""
@@ -647,18 +635,21 @@ class Dispatcher:
             key, run.write_failures, delay, exc_info=exc,
         )  # fmt: skip
         loop = self._loop or asyncio.get_running_loop()
-        run.retry = loop.call_later(delay, self._write_again, run)
+        run.retry = loop.call_later(delay, self._write, run)
         return True
 
-    def _write_again(self, run: _Run) -> None:
+    def _write(self, run: _Run) -> None:
+        """Queue the final write of a finished job; `_recorded` takes its outcome."""
         run.retry = None
-        entries = run.journal.entries[run.flushed :]
+        entries = run.journal.entries
         try:
-            written = self.store.finish_soon(run.record, entries)
+            written = self.store.finish_soon(
+                run.record, entries[run.flushed :] if run.flushed else entries
+            )
         except Exception as exc:
             written = (self._loop or asyncio.get_running_loop()).create_future()
             written.set_exception(exc)
-        if written.done():
+        if written.done():  # a store that writes at once (memory)
             self._recorded(run, written)
         else:
             self._recording.add(written)
