@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from gearjobs.cli import main
 from gearjobs.cli._output import TerminalResponse
 from gearjobs.jobs import RequestIdentifier, ResponseSuccess
+from gearjobs.store import SQLiteStore
 
 from ..servers import ServerProcess, free_port
 
@@ -235,3 +236,16 @@ def test_serve_takes_either_loop_and_parser(tmp_path: Path, stack: list[str]) ->
     with ServerProcess("--examples", "--store", "memory://", *stack, cwd=tmp_path) as s:
         r = httpx.post(f"{s.url}/jobs/echo", json={"a": 1})
         assert (r.status_code, r.json()) == (200, {"echo": {"a": 1}})
+
+
+async def test_serve_on_a_file_another_store_writes_says_so_and_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    holder = SQLiteStore(path)
+    await holder.open()
+    try:
+        result = CliRunner().invoke(main, ["serve", "--store", f"sqlite:///{path}"])
+    finally:
+        await holder.close()
+    assert result.exit_code == 1
+    assert "is in use by another process" in result.output
+    assert "Traceback" not in result.output

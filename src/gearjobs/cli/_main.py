@@ -193,6 +193,12 @@ def serve(
         )
     except GearjobsError as exc:
         raise click.BadParameter(str(exc)) from None
+    check_free = getattr(store, "check_free", None)
+    if callable(check_free):  # a file another server writes: say so, not in a traceback
+        try:
+            check_free()
+        except GearjobsError as exc:
+            raise click.ClickException(str(exc)) from None
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonLogFormatter())

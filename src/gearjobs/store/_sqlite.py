@@ -329,6 +329,15 @@ class SQLiteStore(Store):
             raise
         self._db = db
 
+    def check_free(self) -> None:
+        """Raise GearjobsError now if another process (or store) writes the file.
+
+        `open` takes the lock for good; this lets a program say so before it starts.
+        """
+        lock = _lock_for_writing(self.path)
+        if lock is not None:
+            lock.close()
+
     def _unlock(self) -> None:
         if self._lock is not None:
             self._lock.close()  # closing the file releases the lock
