@@ -1,7 +1,7 @@
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,16 @@ from gearjobs.jobs import (
     StructuredJobError,
 )
 from gearjobs.jobs import ResponseFailure as F
-from gearjobs.store import Entry, Failed, JobKey, JobRecord, JobState, MemoryStore, SQLiteStore
+from gearjobs.store import (
+    Entry,
+    Failed,
+    JobKey,
+    JobRecord,
+    JobState,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+)
 
 from .helpers import OK, BlockingJob, DataJob, Gate
 
@@ -416,18 +425,31 @@ async def test_an_answer_the_store_keeps_refusing_is_given_up_and_close_does_not
         assert stopping.tries == 2
 
 
+@contextlib.asynccontextmanager
+async def given_up_once(store: Store) -> AsyncIterator[Dispatcher]:
+    """A dispatcher that gives up a refused final write at once."""
+    dispatcher = Dispatcher(store=store)
+    dispatcher.WRITE_TRIES = 1
+    async with dispatcher:
+        yield dispatcher
+
+
+async def run_unrecorded(dispatcher: Dispatcher, ident: RequestIdentifier, job: DataJob) -> JobKey:
+    """Run `job` under `ident`, and wait until its write is made or given up."""
+    await (await dispatcher.dispatch(ident, job))
+    key = JobKey("anonymous", ident)
+    await dispatcher.recorded(key)
+    return key
+
+
 async def test_a_job_whose_answer_was_never_recorded_is_lost_and_a_retry_runs_it() -> None:
     # The store refused the final write to the end: its record stays unfinished, and no one
     # runs the job. A repeat must not follow that record forever: the job is lost (503,
     # retry), and the retry runs it again.
     store = RefusingStore(refusals=1)
-    dispatcher = Dispatcher(store=store)
-    dispatcher.WRITE_TRIES = 1
-    async with dispatcher:
+    async with given_up_once(store) as dispatcher:
         ident, job = RequestIdentifier.new(), DataJob("late")
-        await (await dispatcher.dispatch(ident, job))
-        key = JobKey("anonymous", ident)
-        await dispatcher.recorded(key)
+        key = await run_unrecorded(dispatcher, ident, job)
         async with asyncio.timeout(10):
             with pytest.raises(JobError) as refused:
                 await dispatcher.dispatch(ident, job)
@@ -441,13 +463,8 @@ async def test_a_job_whose_answer_was_never_recorded_is_lost_and_a_retry_runs_it
 
 async def test_following_a_job_whose_answer_was_never_recorded_ends_with_the_lost_answer() -> None:
     store = RefusingStore(refusals=1)
-    dispatcher = Dispatcher(store=store)
-    dispatcher.WRITE_TRIES = 1
-    async with dispatcher:
-        ident = RequestIdentifier.new()
-        await (await dispatcher.dispatch(ident, DataJob("late")))
-        key = JobKey("anonymous", ident)
-        await dispatcher.recorded(key)
+    async with given_up_once(store) as dispatcher:
+        key = await run_unrecorded(dispatcher, RequestIdentifier.new(), DataJob("late"))
         async with asyncio.timeout(10):  # it used to poll the unfinished record forever
             handle = await dispatcher.follow(key)
             assert handle is not None

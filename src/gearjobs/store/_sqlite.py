@@ -406,6 +406,11 @@ class SQLiteStore(Store):
         """The key of the record of `key` (None: no record)."""
         return self._keys.get((key.user, str(key.id)))
 
+    def _key_for(self, ident: tuple[str, str]) -> int:
+        """The key of (user, id), handed out now if it has none."""
+        key = self._keys.get(ident)
+        return self._new_key(ident) if key is None else key
+
     def _write_rows(self, group: _Rows) -> list[BaseException | None]:
         """Write a group's rows; the outcome of each row written (None: written), in order.
 
@@ -474,9 +479,7 @@ class SQLiteStore(Store):
         await self._submit(self._update, record.copy())
 
     def _update(self, record: JobRecord) -> None:
-        key = self._key(record.key)
-        if key is None:
-            key = self._new_key((record.key.user, str(record.key.id)))
+        key = self._key_for((record.key.user, str(record.key.id)))
         self.db.execute(_UPSERT, (key, *record_row(record)))  # keeps an answer held in the row
 
     # Journals
@@ -515,9 +518,7 @@ class SQLiteStore(Store):
         encoded = [encode_entry(e) for e in entries]
         ident = (record.key.user, str(record.key.id))
         self._unwritten.pop(ident, None)
-        key = self._keys.get(ident)
-        if key is None:  # finished without a claim here (the store's own tests do that)
-            key = self._new_key(ident)
+        key = self._key_for(ident)  # new when finished without a claim (as the tests do)
         if len(encoded) == 1:
             answers = self._group(_INSERT_WITH_ANSWER)
             return answers.add((key, *record_row(record), *encoded[0]))
