@@ -249,3 +249,12 @@ async def test_serve_on_a_file_another_store_writes_says_so_and_exits_1(tmp_path
     assert result.exit_code == 1
     assert "is in use by another process" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_on_a_redis_that_does_not_answer_says_so_and_exits_1() -> None:
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    result = CliRunner().invoke(main, ["serve", "--store", url])
+    assert result.exit_code == 1
+    assert "cannot reach the Redis store at redis://:***@127.0.0.1" in result.output
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output

@@ -20,6 +20,7 @@ from gearjobs.store import (
     RedisStore,
     StoreUnavailable,
     Succeeded,
+    redacted,
     store_from_url,
 )
 
@@ -198,3 +199,35 @@ async def test_a_failed_script_reload_fails_only_the_calls_that_did_not_run(
     )
     assert isinstance(claimed, ClaimResult) and claimed.claimed, "the claim that ran is won"
     assert isinstance(finished, StoreUnavailable)
+
+
+def test_a_password_in_the_url_is_never_shown() -> None:
+    assert redacted("redis://app:s3cret@127.0.0.1:6379/0") == "redis://app:***@127.0.0.1:6379/0"
+    assert redacted("rediss://:s3cret@10.0.0.1:6380/1") == "rediss://:***@10.0.0.1:6380/1"
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redacted("sqlite:///jobs.db") == "sqlite:///jobs.db"
+    store = store_from_url("redis://app:s3cret@127.0.0.1:6379/0")
+    assert "s3cret" not in repr(store)
+    with pytest.raises(GearjobsError) as caught:
+        store_from_url("redis://app:s3cret@127.0.0.1:6379/0?lease=x")
+    assert "lease" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+async def test_an_unreachable_redis_says_so_without_its_password() -> None:
+    """The 503 a client gets names the store; the password stays with the server."""
+    store = RedisStore(f"redis://app:s3cret@127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.ping()
+    finally:
+        await store.close()
+    assert "unreachable" in caught.value.message
+    assert "s3cret" not in caught.value.message and "app:***@" in caught.value.message
+
+
+def test_check_ready_pings_redis(redis_server: RedisServer) -> None:
+    RedisStore(redis_server.url).check_ready()  # answers: no error
+    away = RedisStore(f"redis://:s3cret@127.0.0.1:{free_port()}/0")
+    with pytest.raises(GearjobsError, match="cannot reach the Redis store") as caught:
+        away.check_ready()
+    assert "s3cret" not in str(caught.value)

@@ -158,7 +158,7 @@ def serve(
     from gearjobs.dispatcher import Dispatcher, JobLog, JsonLogFormatter
     from gearjobs.examples import example_jobs
     from gearjobs.http import TokenFileError, Tokens, create_app
-    from gearjobs.store import store_from_url
+    from gearjobs.store import redacted, store_from_url
 
     token_table = None
     if tokens is not None:
@@ -193,12 +193,10 @@ def serve(
         )
     except GearjobsError as exc:
         raise click.BadParameter(str(exc)) from None
-    check_free = getattr(store, "check_free", None)
-    if callable(check_free):  # a file another server writes: say so, not in a traceback
-        try:
-            check_free()
-        except GearjobsError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:  # a file another server writes, a Redis away: say so, not in a traceback
+        store.check_ready()
+    except GearjobsError as exc:
+        raise click.ClickException(str(exc)) from None
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonLogFormatter())
@@ -210,7 +208,8 @@ def serve(
     )
     if token_table is not None:
         _reload_tokens_on_sighup(token_table)
-    click.echo(f"gearjobs serving on http://{host}:{port} (store {store_url}, node {node_name})")
+    shown = redacted(store_url)
+    click.echo(f"gearjobs serving on http://{host}:{port} (store {shown}, node {node_name})")
     # A request makes many short-lived containers. At CPython's default threshold (700) the
     # cyclic collector ran every few requests, and its older generations (which grow with the
     # records and ids held) often: 10,000 gave 15-20% more requests a second under wrk.

@@ -19,7 +19,7 @@ from gearjobs.store._records import (
 )
 from gearjobs.store._redis import RedisStore
 from gearjobs.store._sqlite import SQLiteStore
-from gearjobs.store._url import store_from_url
+from gearjobs.store._url import redacted, store_from_url
 
 __all__ = (
     "ENDED",
@@ -45,5 +45,6 @@ __all__ = (
     "encode_entry",
     "is_terminal",
     "lost_entry",
+    "redacted",
     "store_from_url",
 )

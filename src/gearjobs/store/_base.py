@@ -80,6 +80,11 @@ class Store(abc.ABC):
     whose data is not JSON fails with ERROR as it writes it, so that no answer goes out that
     could not be recorded."""
 
+    def check_ready(self) -> None:  # noqa: B027 - optional hook
+        """Raise GearjobsError now if this store cannot be served from (a SQLite file that
+        another process writes, a Redis that does not answer), so that a server can say so
+        in one line before it starts. It opens nothing that `open` needs."""
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store for use (create tables, connect)."""
 

@@ -41,6 +41,7 @@ from gearjobs.store._records import (
     is_terminal,
 )
 from gearjobs.store._resp import AVAILABLE, ReplyError, RespConnection
+from gearjobs.store._url import redacted
 
 __all__ = ("RedisStore",)
 
@@ -309,6 +310,8 @@ class RedisStore(Store):
                 "the Redis store needs redis-py: pip install 'gearjobs[redis]'"
             ) from exc
         self.url = url
+        self._shown = redacted(url)
+        """The URL as messages show it (without its password)."""
         self.lease = lease
         self.retention = retention
         self.prefix = prefix
@@ -337,7 +340,23 @@ class RedisStore(Store):
         self._keeper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"RedisStore({self.url!r})"
+        return f"RedisStore({self._shown!r})"
+
+    def check_ready(self) -> None:
+        """Raise GearjobsError now if Redis does not answer a PING (within two seconds to
+        connect and the reply timeout to answer)."""
+        import redis
+        from redis.exceptions import RedisError
+
+        client = redis.Redis.from_url(
+            self.url, socket_connect_timeout=2, socket_timeout=self.reply_timeout
+        )
+        try:
+            client.ping()
+        except (RedisError, OSError) as exc:
+            raise GearjobsError(f"cannot reach the Redis store at {self._shown}: {exc}") from exc
+        finally:
+            client.close()
 
     @property
     def _expiry_ms(self) -> int:
@@ -372,7 +391,7 @@ class RedisStore(Store):
             return await work()
         except (RedisConnectionError, TimeoutError, OSError) as exc:
             raise StoreUnavailable(
-                f"the job store (Redis at {self.url}) is unreachable: {exc}"
+                f"the job store (Redis at {self._shown}) is unreachable: {exc}"
             ) from exc
         except RedisError as exc:
             raise StoreUnavailable(f"the job store (Redis) failed to {what}: {exc}") from exc

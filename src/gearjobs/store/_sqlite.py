@@ -329,7 +329,7 @@ class SQLiteStore(Store):
             raise
         self._db = db
 
-    def check_free(self) -> None:
+    def check_ready(self) -> None:
         """Raise GearjobsError now if another process (or store) writes the file.
 
         `open` takes the lock for good; this lets a program say so before it starts.

@@ -8,7 +8,17 @@ from gearjobs.jobs import GearjobsError
 from gearjobs.store._base import Store
 from gearjobs.store._memory import MemoryStore
 
-__all__ = ("store_from_url",)
+__all__ = ("redacted", "store_from_url")
+
+
+def redacted(url: str) -> str:
+    """`url` as messages and logs show it: a password in it is `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return parts._replace(netloc=f"{name}:***@{host}").geturl()
 
 
 def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
@@ -18,6 +28,7 @@ def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
     `&reply_timeout=SECONDS` (default 5: how long script calls wait for a silent Redis).
     """
     parts = urlsplit(url)
+    shown = redacted(url)
     if parts.scheme in ("redis", "rediss"):
         from gearjobs.store._redis import RedisStore
 
@@ -25,17 +36,17 @@ def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
         try:
             lease = float(query.get("lease", ["10"])[0])
         except ValueError:
-            raise GearjobsError(f"store {url!r}: lease must be a number of seconds") from None
+            raise GearjobsError(f"store {shown!r}: lease must be a number of seconds") from None
         if not 0.1 <= lease <= 3600:
-            raise GearjobsError(f"store {url!r}: lease must be from 0.1 to 3600 seconds")
+            raise GearjobsError(f"store {shown!r}: lease must be from 0.1 to 3600 seconds")
         try:
             reply_timeout = float(query.get("reply_timeout", ["5"])[0])
         except ValueError:
             raise GearjobsError(
-                f"store {url!r}: reply_timeout must be a number of seconds"
+                f"store {shown!r}: reply_timeout must be a number of seconds"
             ) from None
         if not 0.1 <= reply_timeout <= 3600:
-            raise GearjobsError(f"store {url!r}: reply_timeout must be from 0.1 to 3600 seconds")
+            raise GearjobsError(f"store {shown!r}: reply_timeout must be from 0.1 to 3600 seconds")
         prefix = query.get("prefix", ["gearjobs"])[0]
         base = parts._replace(query="").geturl()
         return RedisStore(
@@ -47,10 +58,10 @@ def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
-            raise GearjobsError(f"store {url!r}: give a file, as in sqlite:///gearjobs.db")
+            raise GearjobsError(f"store {shown!r}: give a file, as in sqlite:///gearjobs.db")
         from gearjobs.store._sqlite import SQLiteStore
 
         return SQLiteStore(path)
     raise GearjobsError(
-        f"store {url!r}: expected memory://, sqlite:///PATH or redis://HOST:PORT/DB"
+        f"store {shown!r}: expected memory://, sqlite:///PATH or redis://HOST:PORT/DB"
     )
