@@ -407,6 +407,24 @@ async def test_an_answer_the_store_refused_is_written_again_and_repeats_get_it_m
         assert after.data == "kept" and job.runs == 1
 
 
+async def test_a_listing_shows_a_job_whose_answer_waits_for_a_retry_as_get_does() -> None:
+    store = RefusingStore(refusals=1)
+    async with Dispatcher(store=store) as dispatcher:
+        ident, job = RequestIdentifier.new(), DataJob("kept")
+        await (await dispatcher.dispatch(ident, job, ClientResponse()))
+        key = JobKey("anonymous", ident)
+        stored = await store.get(key)
+        assert stored is not None and stored.state is JobState.QUEUED  # the write waits
+        live = await dispatcher.get(key)
+        assert live is not None and live.state is JobState.SUCCEEDED
+        listed = await dispatcher.list_records()
+        assert [(r.key, r.state) for r in listed] == [(key, JobState.SUCCEEDED)]
+        assert await dispatcher.list_records(state=JobState.QUEUED) == []
+        await dispatcher.recorded(key)
+        listed = await dispatcher.list_records(state=JobState.SUCCEEDED)
+        assert [(r.key, r.state) for r in listed] == [(key, JobState.SUCCEEDED)]
+
+
 async def test_an_answer_the_store_keeps_refusing_is_given_up_and_close_does_not_wait() -> None:
     store = RefusingStore(refusals=1_000)
     dispatcher = Dispatcher(store=store)

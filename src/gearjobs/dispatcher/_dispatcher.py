@@ -684,11 +684,28 @@ class Dispatcher:
         limit: int = 50,
         before: tuple[float, str] | None = None,
     ) -> list[JobRecord]:
-        """The store's records, newest first, once the answers finished here are written."""
+        """The store's records, newest first, once the answers finished here are written.
+
+        A job that runs here shows as `get` shows it: its live record. (The store may be
+        behind it: a final write it refused waits for its next try.) Such a record whose
+        live state no longer matches `state` is left out.
+        """
         await self._written()
-        return await self.store.list_records(
+        records = await self.store.list_records(
             user=user, state=state, name=name, limit=limit, before=before
         )
+        active = self._active
+        if not active:
+            return records
+        shown = []
+        for record in records:
+            run = active.get(record.key)
+            if run is not None:
+                record = run.record.copy()
+                if state is not None and record.state is not state:
+                    continue
+            shown.append(record)
+        return shown
 
     async def _written(self) -> None:
         """Wait for the answers being written to the store now (each write takes one batch)."""
