@@ -35,6 +35,26 @@ def test_the_fingerprint_keeps_its_bytes_so_ids_from_older_versions_still_match(
     assert _fingerprint("POST /jobs/echo", params) == expected
 
 
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _JSON))
+def test_the_fingerprint_is_sha256_of_the_route_and_json_dumps_canonical_form(
+    params: dict[str, object],
+) -> None:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    expected = hashlib.sha256(f"POST /jobs/x\n{canonical}".encode("utf-8", "surrogatepass"))
+    assert _fingerprint("POST /jobs/x", params) == expected.hexdigest()
+
+
 async def test_the_same_id_with_reordered_keys_is_the_same_request(
     client: httpx.AsyncClient,
 ) -> None:

@@ -30,25 +30,38 @@ class GearjobsApp(Starlette):
     shortcut is taken only while the app is as `create_app` made it: the exception handlers
     are its two (for HTTPException, and for Exception: the server error), with no user
     middleware, no debug mode, no body size limit of Starlette's, and not mounted under a
-    root path. Otherwise every request goes through Starlette as usual.
+    root path. Otherwise every request goes through Starlette as usual. Whether the app is
+    as made is decided at its first request, as Starlette builds its middleware once.
     """
 
     job_handler: Handler | None = None
+    _shortcut: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and self.job_handler is not None
-            and self._as_made()
-            and not scope.get("root_path")
-        ):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            shortcut = self._shortcut
+            if shortcut is None:
+                shortcut = self._shortcut = self._as_made()
+            handler = self.job_handler
             path: str = scope["path"]
             name = path[len(JOBS) :]
-            if path.startswith(JOBS) and name and "/" not in name:
+            if (
+                shortcut
+                and handler is not None
+                and path.startswith(JOBS)
+                and name
+                and "/" not in name
+                and not scope.get("root_path")
+            ):
                 scope["app"] = self
                 scope["path_params"] = {"name": name}
-                await self._start_job(scope, receive, send)
+                request: Request = Request(scope, receive, send)
+                try:
+                    response = await handler(request)
+                except Exception as exc:
+                    await self._handle(exc, request, scope, receive, send)
+                    return
+                await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -62,16 +75,6 @@ class GearjobsApp(Starlette):
             and not self.debug
             and getattr(self, "max_body_size", None) is None  # Starlette >= 1.0
         )
-
-    async def _start_job(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.job_handler is not None
-        request: Request = Request(scope, receive, send)
-        try:
-            response = await self.job_handler(request)
-        except Exception as exc:
-            await self._handle(exc, request, scope, receive, send)
-            return
-        await response(scope, receive, send)
 
     async def _handle(
         self, exc: Exception, request: Request, scope: Scope, receive: Receive, send: Send
