@@ -17,7 +17,7 @@ import click
 import httpx
 
 from gearjobs.cli._output import TerminalResponse
-from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable
+from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable, check_idempotency_key
 from gearjobs.jobs import ExtensionRegistry, GearjobsError, JobExtension, RequestIdentifier
 
 __all__ = ("main",)
@@ -367,6 +367,11 @@ def run(
         raise click.BadParameter("must be a JSON object", param_hint="PARAMS")
     if ident is not None and idempotency_key is not None:
         raise click.UsageError("give --id or --idempotency-key, not both")
+    if idempotency_key is not None:
+        try:
+            check_idempotency_key(idempotency_key)
+        except GearjobsError as exc:
+            raise click.BadParameter(str(exc), param_hint="--idempotency-key") from None
     request_id = None
     if ident is not None:
         try:

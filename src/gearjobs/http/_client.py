@@ -9,7 +9,10 @@ core skips what the Response already received, so the Response sees every byte o
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +22,7 @@ import httpx
 from gearjobs.jobs import (
     ERR_RAN_TO_COMPLETION,
     GearjobsError,
+    JobError,
     RequestIdentifier,
     Response,
     ResponseFailure,
@@ -33,6 +37,10 @@ DEFAULT_URL = "http://127.0.0.1:43273"
 RETRY_STATUSES = frozenset({429, 503})
 MAX_RETRY_AFTER = 30.0
 _NOT_PENDING = frozenset({"x-request-id", "x-job-state", "x-accel-buffering"})
+_MARKER = b"\n$error: "
+"""How the error marker that ends a failed text stream begins (API.md)."""
+_TEXT_MARKER = re.compile(rb"\n\$error: ([a-z-]+): ([^\n]*)\n", re.DOTALL)
+_VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
 
 class ServerUnreachable(GearjobsError):
@@ -63,11 +71,8 @@ class _Retries:
         backoff = self._next_try(f"HTTP {answer.status_code}")
         if backoff is None:
             return None  # the last 429 or 503 is the answer
-        given = answer.headers.get("retry-after")
-        try:
-            return min(float(given), MAX_RETRY_AFTER) if given is not None else backoff
-        except ValueError:
-            return backoff
+        given = _retry_after(answer.headers.get("retry-after"))
+        return backoff if given is None else given
 
     def retry_error(self, error: Exception) -> float:
         """Seconds to wait before trying again after a transport error; raises when done."""
@@ -77,6 +82,41 @@ class _Retries:
                 f"could not reach the server after {self.tries} tries ({self.last_error})"
             ) from error
         return backoff
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds that a Retry-After header asks for (a number or an HTTP date), from 0 to
+    MAX_RETRY_AFTER; None when it is missing or says nothing usable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # not an HTTP date (those are in GMT)
+            return None
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _marker_start(data: bytes) -> int:
+    """The length of the longest end of `data` that could begin an error marker."""
+    for size in range(min(len(_MARKER) - 1, len(data)), 0, -1):
+        if data.endswith(_MARKER[:size]):
+            return size
+    return 0
+
+
+def check_idempotency_key(key: str) -> None:
+    """Raise GearjobsError unless `key` is 1 to 255 visible ASCII characters (API.md)."""
+    raw = key.encode("utf-8")
+    if not 1 <= len(raw) <= 255 or not set(raw) <= _VISIBLE_ASCII:
+        raise GearjobsError("Idempotency-Key must be 1 to 255 visible ASCII characters")
 
 
 class _Exchange(_Retries):
@@ -91,16 +131,23 @@ class _Exchange(_Retries):
         self.delivered = 0  # bytes (text) or lines (events) already given to the Response
         self.seen = 0  # of the current attempt
         self.buffer = b""
+        self.held = b""
+        """The end of a text stream so far that may be the error marker (kept until known)."""
         self.request_id: str | None = None
+        self.streams = False
+        """This try's answer is the stream (the first, or its replay after a drop)."""
 
     def begin(self, answer: httpx.Response) -> None:
         """Read the status and headers of an answer into the Response."""
         self.seen = 0
         self.buffer = b""
         self.request_id = answer.headers.get("x-request-id", self.request_id)
-        if self.began:
-            return  # a retry after a drop: the answer began in an earlier try
         status = answer.status_code
+        if self.began:
+            # A retry after a drop: the answer began in an earlier try. Its replay goes on
+            # with the stream; any other answer (the job was lost meanwhile, say) ends it.
+            self.streams = self.writer is not None and _is_stream(answer)
+            return
         if status >= 400:
             return  # read_whole() reports the failure from the body
         self.began = True
@@ -110,8 +157,9 @@ class _Exchange(_Retries):
                 self.response.write_pending_success(name[2:], raw_value.decode("latin-1"))
         kind = ResponseSuccess.ACCEPTED if status == 202 else ResponseSuccess.OK
         content_type = answer.headers.get("content-type", "")
-        if status == 202 and content_type.startswith(("text/plain", "application/x-ndjson")):
+        if _is_stream(answer):
             self.structured = content_type.startswith("application/x-ndjson")
+            self.streams = True
             self.writer = self.response.success_with_write(
                 ResponseSuccess.OK, True, self.structured
             )
@@ -125,21 +173,22 @@ class _Exchange(_Retries):
 
     @property
     def streaming(self) -> bool:
-        return self.writer is not None
+        return self.streams
 
     def read_whole(self, answer: httpx.Response, body: bytes) -> None:
         """An answer that is not a stream: data or a failure."""
         status = answer.status_code
+        if self.writer is not None:  # after a stream began: this answer ends it
+            if status >= 400:
+                self._stream_failed(_failure(status, body))
+            elif answer.headers.get("x-job-state") == "ran-to-completion":
+                self._stream_failed(ERR_RAN_TO_COMPLETION)
+            else:
+                message = f"the answer to a retry (HTTP {status}) is not the stream that began"
+                self._stream_failed(StructuredJobError(ResponseFailure.ERROR, message, None))
+            return
         if status >= 400:
-            try:
-                error = json.loads(body)
-                failure = ResponseFailure(error["code"])
-                message = str(error["message"])
-            except (ValueError, KeyError, TypeError):
-                failure = ResponseFailure.ERROR
-                message = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-                error = {}
-            self.response.failure(StructuredJobError(failure, message, error.get("data")))
+            self.response.failure(_failure(status, body))
         elif status in (200, 202):
             kind = ResponseSuccess.ACCEPTED if status == 202 else ResponseSuccess.OK
             if not body:
@@ -160,7 +209,7 @@ class _Exchange(_Retries):
             if self.seen > self.delivered:
                 fresh = chunk[max(0, self.delivered - start) :]
                 self.delivered = self.seen
-                writer.write(fresh)
+                self._text(writer, fresh)
             return
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
@@ -171,19 +220,85 @@ class _Exchange(_Retries):
             self.delivered = self.seen
             value = json.loads(line)
             if isinstance(value, dict) and len(value) == 1 and "$error" in value:
-                self._stream_failed(value["$error"])
+                error = value["$error"]
+                self._stream_failed(
+                    StructuredJobError(
+                        _code(error.get("code")), str(error.get("message", "")), error.get("data")
+                    )
+                )
             else:
                 writer.write(value)
 
-    def _stream_failed(self, error: Mapping[str, Any]) -> None:
-        failed = StructuredJobError(
-            ResponseFailure(error.get("code", "error")),
-            str(error.get("message", "")),
-            error.get("data"),
-        )
+    def _text(self, writer: ResponseWriter, data: bytes) -> None:
+        """Write text, keeping back an end that may be the error marker: a marker ends the
+        stream, so a marker line with more after it is data."""
+        data = self.held + data
+        start = data.rfind(_MARKER)
+        if start != -1:
+            line_end = data.find(b"\n", start + 1)
+            if line_end != -1 and line_end + 1 < len(data):
+                start = -1
+        if start == -1:
+            start = len(data) - _marker_start(data)
+        self.held = data[start:]
+        if start:
+            writer.write(data[:start])
+
+    def end(self) -> None:
+        """The stream ended: what was kept back is the error marker, or data after all."""
+        marker = _TEXT_MARKER.fullmatch(self.held)
+        if marker is None:
+            self._flush()
+            return
+        self.held = b""
+        code, message = marker.groups()
+        text = message.decode("utf-8", "replace")
+        self._stream_failed(StructuredJobError(_code(code.decode()), text, None))
+
+    def retry_error(self, error: Exception) -> float:
+        try:
+            return super().retry_error(error)
+        except ServerUnreachable:
+            self._flush()  # what came of the stream is the Response's
+            raise
+
+    def _flush(self) -> None:
+        """Write what was kept back: no marker came after it."""
+        held, self.held = self.held, b""
+        if held and self.writer is not None:
+            self.writer.write(held)
+
+    def _stream_failed(self, failed: JobError) -> None:
+        self._flush()
         stream_failed = getattr(self.response, "stream_failed", None)
         if callable(stream_failed):
             stream_failed(failed)
+
+
+def _is_stream(answer: httpx.Response) -> bool:
+    content_type = answer.headers.get("content-type", "")
+    return answer.status_code == 202 and content_type.startswith(
+        ("text/plain", "application/x-ndjson")
+    )
+
+
+def _code(value: Any) -> ResponseFailure:
+    try:
+        return ResponseFailure(value)
+    except ValueError:
+        return ResponseFailure.ERROR
+
+
+def _failure(status: int, body: bytes) -> StructuredJobError:
+    """The failure a 4xx or 5xx answer's JSON body says."""
+    try:
+        error = json.loads(body)
+        return StructuredJobError(
+            ResponseFailure(error["code"]), str(error["message"]), error.get("data")
+        )
+    except (ValueError, KeyError, TypeError):
+        message = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        return StructuredJobError(ResponseFailure.ERROR, message, None)
 
 
 def _headers(token: str | None, accept: str) -> dict[str, str]:
@@ -221,6 +336,7 @@ class _Base:
     ) -> tuple[str, dict[str, str], bytes]:
         headers = _headers(self.token, accept)
         if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
             headers["Idempotency-Key"] = idempotency_key
         else:
             # Made here, so every retry carries the same id and joins the first try's job.
@@ -301,6 +417,7 @@ class Client(_Base):
                         if exchange.streaming:
                             for chunk in answer.iter_bytes():
                                 exchange.feed(chunk)
+                            exchange.end()
                         else:
                             exchange.read_whole(answer, answer.read())
                         return exchange.request_id
@@ -368,6 +485,7 @@ class AsyncClient(_Base):
                         if exchange.streaming:
                             async for chunk in answer.aiter_bytes():
                                 exchange.feed(chunk)
+                            exchange.end()
                         else:
                             exchange.read_whole(answer, await answer.aread())
                         return exchange.request_id
