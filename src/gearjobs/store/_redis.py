@@ -82,6 +82,7 @@ return {'__claimed__', tostring(run)}
 APPEND = """
 local rec, jnl = KEYS[1], KEYS[2]
 if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
+if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
 local n = redis.call('XLEN', jnl)
 for i = 2, #ARGV, 2 do
   n = n + 1
@@ -95,6 +96,10 @@ local rec, jnl, remembered, active, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], 
 local member, run, retention_ms, finished_at, node, nfields =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 if redis.call('HGET', rec, 'run') ~= run then return -1 end
+-- Marked lost by another node (this one stopped renewing its lease): the run is over, and
+-- a retry runs the job again; writing the end now would leave a finished record whose
+-- journal ends with the lost marker.
+if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
 local i = 7
 for _ = 1, nfields do
   redis.call('HSET', rec, ARGV[i], ARGV[i + 1])
@@ -117,6 +122,7 @@ return n
 UPDATE = """
 local rec = KEYS[1]
 if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
+if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
 for i = 2, #ARGV, 2 do redis.call('HSET', rec, ARGV[i], ARGV[i + 1]) end
 return 1
 """
@@ -227,7 +233,9 @@ def _script_connection(url: str, reply_timeout: float = 5.0) -> RespConnection |
 
 def _check_finished(key: JobKey, written: asyncio.Future[Any]) -> None:
     if not written.cancelled() and written.exception() is None and int(written.result()) < 0:
-        logger.warning("job %s was claimed again elsewhere; this run's answer is dropped", key)
+        logger.warning(
+            "job %s was marked lost or claimed again elsewhere; this run's answer is dropped", key
+        )
 
 
 def _member(key: JobKey) -> str:
