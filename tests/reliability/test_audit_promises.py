@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import signal
 import socket
@@ -502,6 +503,33 @@ MALFORMED_FRAMING = [
     b"Bad Header: 1\r\n",
     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
 ]
+
+
+@pytest.mark.parametrize("stack", ["httptools", "h11"])
+def test_malformed_headers_on_the_wire_get_a_json_4xx_naming_the_problem(
+    tmp_path: Path, stack: str
+) -> None:
+    """RELIABILITY.md: "Malformed headers, ids, bodies, paths and query strings get a 4xx with
+    a JSON message naming what was wrong"; the issue: "every malformed header ... gets a 4xx
+    with a JSON message that says what was wrong"."""
+    with ServerProcess(
+        "--examples", "--store", "memory://", "--http", stack, cwd=tmp_path
+    ) as server:
+        plain = []
+        for header in MALFORMED_FRAMING:
+            request = b"POST /jobs/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            if header.startswith(b"Transfer"):
+                request += header
+            else:
+                request += header + b"\r\n{}"
+            status, headers, body = parse_raw(raw_exchange(server.port, request))
+            assert 400 <= status < 500
+            good = headers.get("content-type", "").startswith("application/json")
+            good = good and bool(json.loads(body)["message"])  # the parser's, or the app's
+            if not good:
+                plain.append((header, status, headers.get("content-type"), body[:60]))
+            assert httpx.post(f"{server.url}/jobs/echo", json={}).status_code == 200
+    assert not plain, f"{len(plain)} of {len(MALFORMED_FRAMING)} not answered in JSON: {plain}"
 
 
 def _bad_requests(good_id: str, alice: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -158,6 +158,7 @@ def serve(
     from gearjobs.dispatcher import Dispatcher, JobLog, JsonLogFormatter
     from gearjobs.examples import example_jobs
     from gearjobs.http import TokenFileError, Tokens, create_app
+    from gearjobs.http._protocols import http_protocol
     from gearjobs.store import redacted, store_from_url
 
     token_table = None
@@ -223,7 +224,7 @@ def serve(
         # (about a microsecond a request): off when the level hides the lines anyway.
         access_log=log_level.lower() in ("trace", "debug", "info"),
         loop=loop,
-        http=http_impl,
+        http=http_protocol(http_impl),  # uvicorn's, with the parser's 400 in JSON
         # With JSON logs, uvicorn's own lines go through the same JSON handler.
         log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # Open streams may run as long as the jobs they follow are given to finish.
