@@ -122,22 +122,6 @@ def test_kill_9_during_a_flood_of_fast_jobs_keeps_every_answer_given(tmp_path: P
     )
 
 
-def test_sigterm_records_a_job_still_queued_lost_at_once_without_running_it(
-    closing: Closing,
-) -> None:
-    """README: "On close, jobs still waiting are recorded lost at once; running jobs get
-    `--close-timeout` seconds"."""
-    marks = ledger(closing.folder)
-    state = closing.after[closing.queued]["state"]
-    ran = (marks[("start", closing.queued)], marks[("end", closing.queued)])
-    assert (state, ran) == ("lost", (0, 0)), (
-        f"the job queued at SIGTERM is {state} after the restart and its run was noted "
-        f"(starts, ends) = {ran}: a worker freed during the close took it from the queue"
-    )
-    queued = closing.lost_outputs[closing.queued]
-    assert queued.status_code == 503 and queued.json()["code"] == "unavailable"
-
-
 def test_sigterm_a_job_lost_at_close_answers_503_as_after_a_crash(closing: Closing) -> None:
     """README: "A lost job's answer is 503 `unavailable` (its journal ends with that
     failure), after a crash as after a close that timed out" (after kill -9, the output of a
@@ -151,29 +135,6 @@ def test_sigterm_a_job_lost_at_close_answers_503_as_after_a_crash(closing: Closi
         assert body.endswith(b"retry the request to run it again.\n"), (ident, body)
     assert {status for status, _ in seen.values()} == {503}, (
         f"GET /jobs/ID/output of jobs that began streaming and were lost at close: {seen}"
-    )
-
-
-def test_sigterm_gives_running_jobs_close_timeout_seconds_then_exits(closing: Closing) -> None:
-    """README: "then gives running jobs and their streams `--close-timeout` seconds"."""
-    lost_at = closing.after[closing.detached]["finished_at"]
-    job_grace = lost_at - closing.signalled_at
-    assert job_grace <= CLOSE_TIMEOUT + 1.0 and closing.exit_seconds <= CLOSE_TIMEOUT + 1.5, (
-        f"--close-timeout {CLOSE_TIMEOUT}: the running job was recorded lost {job_grace:.1f} s "
-        f"after SIGTERM and the server exited after {closing.exit_seconds:.1f} s"
-    )
-
-
-def test_sigterm_ends_the_stream_of_a_job_lost_at_close_with_the_error_marker(
-    closing: Closing,
-) -> None:
-    """README: "A lost job's answer is 503 `unavailable` (its journal ends with that
-    failure), after a crash as after a close that timed out"; a stream that began ends with
-    the error marker (`$error: <code>: <message>`)."""
-    stream = closing.long_stream
-    assert stream.status == 202 and stream.body.startswith(b"line 1\n")
-    assert stream.error is None and b"\n$error: unavailable: " in stream.body, (
-        f"the client streaming a job lost at close got {stream.body[-80:]!r}, then {stream.error}"
     )
 
 

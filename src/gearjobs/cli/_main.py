@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import ipaddress
@@ -11,6 +12,7 @@ import signal
 import socket
 import sys
 from datetime import datetime
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -215,7 +217,7 @@ def serve(
     # cyclic collector ran every few requests, and its older generations (which grow with the
     # records and ids held) often: 10,000 gave 15-20% more requests a second under wrk.
     gc.set_threshold(*GC_THRESHOLDS)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -230,6 +232,28 @@ def serve(
         # Open streams may run as long as the jobs they follow are given to finish.
         timeout_graceful_shutdown=max(1, int(close_timeout) + 1),
     )
+    server = _server(config, app)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run does when the app did not start
+
+
+def _server(config: Any, app: Any) -> Any:
+    """uvicorn's Server, which on the signal to stop also begins closing the dispatcher at
+    once: uvicorn waits for open connections first and runs the app's shutdown only after,
+    so running jobs would get the close timeout twice over, queued jobs would start, and
+    open streams would be cut without their end."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            shutdown_soon = getattr(app, "shutdown_soon", None)
+            if callable(shutdown_soon):
+                shutdown_soon()
+
+    return Server(config=config)
 
 
 def _reload_tokens_on_sighup(tokens: Any) -> None:

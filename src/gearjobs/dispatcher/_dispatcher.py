@@ -183,6 +183,7 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closing = False
+        self._closed: asyncio.Future[None] | None = None
 
     # Life cycle
 
@@ -216,10 +217,16 @@ class Dispatcher:
         return self._closing
 
     async def close(self, timeout: float = 30.0) -> None:
-        """Stop intake, let running jobs finish within `timeout`, record the rest as lost."""
-        if self._closing:
-            return
-        self._closing = True
+        """Stop intake, let running jobs finish within `timeout`, record the rest as lost.
+
+        A later call (with any timeout) waits for the first one's end.
+        """
+        if self._closed is None:
+            self._closing = True
+            self._closed = asyncio.ensure_future(self._close(timeout))
+        await asyncio.shield(self._closed)
+
+    async def _close(self, timeout: float) -> None:
         if self._pruner is not None:
             self._pruner.cancel()
         for queue in (self.fast, self.slow):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -416,6 +417,23 @@ class _Api:
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
 
 
+def _closer(
+    loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher, timeout: float
+) -> Callable[[], None]:
+    """What starts the dispatcher's close from any thread (a signal handler, say)."""
+    closing: list[asyncio.Future[None]] = []  # the task is kept until it is done
+
+    def close() -> None:
+        if not closing:
+            closing.append(asyncio.ensure_future(dispatcher.close(timeout=timeout)))
+
+    def soon() -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(close)
+
+    return soon
+
+
 def _refused(exc: Refused | JobError) -> Response:
     """The answer to a request stopped by `exc`: a refusal's own, or a JobError's (for
     example StoreUnavailable: 503 with Retry-After)."""
@@ -617,6 +635,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if isinstance(app, GearjobsApp):
+            app.shutdown_soon = _closer(asyncio.get_running_loop(), dispatcher, close_timeout)
         await dispatcher.start()
         try:
             yield

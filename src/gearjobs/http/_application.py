@@ -35,6 +35,10 @@ class GearjobsApp(Starlette):
     """
 
     job_handler: Handler | None = None
+    shutdown_soon: Callable[[], None] | None = None
+    """Once started: begins the dispatcher's close now, from any thread (the server calls it
+    when told to stop, before it waits for open connections: running jobs get their close
+    timeout while their streams are still open, and queued jobs are recorded lost at once)."""
     _shortcut: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
