@@ -19,7 +19,7 @@ import click
 import httpx
 
 from gearjobs.cli._output import TerminalResponse
-from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable, check_idempotency_key
+from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable
 from gearjobs.jobs import ExtensionRegistry, GearjobsError, JobExtension, RequestIdentifier
 
 __all__ = ("main",)
@@ -394,7 +394,7 @@ def run(
         raise click.UsageError("give --id or --idempotency-key, not both")
     if idempotency_key is not None:
         try:
-            check_idempotency_key(idempotency_key)
+            RequestIdentifier.for_idempotency_key(idempotency_key)
         except GearjobsError as exc:
             raise click.BadParameter(str(exc), param_hint="--idempotency-key") from None
     request_id = None

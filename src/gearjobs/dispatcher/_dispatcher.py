@@ -221,10 +221,14 @@ class Dispatcher:
 
         A later call (with any timeout) waits for the first one's end.
         """
+        await asyncio.shield(self.begin_close(timeout))
+
+    def begin_close(self, timeout: float = 30.0) -> asyncio.Future[None]:
+        """Start `close` now, on the loop, without waiting for it; its end is returned."""
         if self._closed is None:
             self._closing = True
             self._closed = asyncio.ensure_future(self._close(timeout))
-        await asyncio.shield(self._closed)
+        return self._closed
 
     async def _close(self, timeout: float) -> None:
         if self._pruner is not None:

@@ -36,6 +36,7 @@ from gearjobs.jobs import (
     ANONYMOUS,
     ERR_RAN_TO_COMPLETION,
     ExtensionRegistry,
+    InvalidIdempotencyKey,
     InvalidRequestIdentifier,
     JobContext,
     JobError,
@@ -54,7 +55,6 @@ MAX_LIST = 500
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digits int() refuses
 STATIC = Path(__file__).resolve().parent / "static"
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
-_VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
 
 class Refused(Exception):
@@ -159,10 +159,10 @@ class _Api:
             except InvalidRequestIdentifier as exc:
                 raise _refuse(400, exc.message) from None
         if key is not None:
-            raw = key.encode("latin-1", errors="replace")
-            if not 1 <= len(raw) <= 255 or not set(raw) <= _VISIBLE_ASCII:
-                raise _refuse(400, "Idempotency-Key must be 1 to 255 visible ASCII characters")
-            return RequestIdentifier(hashlib.sha256(b"idempotency-key\0" + raw).digest()[:16])
+            try:
+                return RequestIdentifier.for_idempotency_key(key)
+            except InvalidIdempotencyKey as exc:
+                raise _refuse(400, exc.message) from None
         return RequestIdentifier.new()
 
     @staticmethod
@@ -417,23 +417,6 @@ class _Api:
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
 
 
-def _closer(
-    loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher, timeout: float
-) -> Callable[[], None]:
-    """What starts the dispatcher's close from any thread (a signal handler, say)."""
-    closing: list[asyncio.Future[None]] = []  # the task is kept until it is done
-
-    def close() -> None:
-        if not closing:
-            closing.append(asyncio.ensure_future(dispatcher.close(timeout=timeout)))
-
-    def soon() -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(close)
-
-    return soon
-
-
 def _refused(exc: Refused | JobError) -> Response:
     """The answer to a request stopped by `exc`: a refusal's own, or a JobError's (for
     example StoreUnavailable: 503 with Retry-After)."""
@@ -636,7 +619,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if isinstance(app, GearjobsApp):
-            app.shutdown_soon = _closer(asyncio.get_running_loop(), dispatcher, close_timeout)
+            loop = asyncio.get_running_loop()
+
+            def shutdown_soon() -> None:  # from any thread (a signal handler, say)
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(dispatcher.begin_close, close_timeout)
+
+            app.shutdown_soon = shutdown_soon
         await dispatcher.start()
         try:
             yield

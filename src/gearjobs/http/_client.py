@@ -40,7 +40,6 @@ _NOT_PENDING = frozenset({"x-request-id", "x-job-state", "x-accel-buffering"})
 _MARKER = b"\n$error: "
 """How the error marker that ends a failed text stream begins (API.md)."""
 _TEXT_MARKER = re.compile(rb"\n\$error: ([a-z-]+): ([^\n]*)\n", re.DOTALL)
-_VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
 
 class ServerUnreachable(GearjobsError):
@@ -112,13 +111,6 @@ def _marker_start(data: bytes) -> int:
     return 0
 
 
-def check_idempotency_key(key: str) -> None:
-    """Raise GearjobsError unless `key` is 1 to 255 visible ASCII characters (API.md)."""
-    raw = key.encode("utf-8")
-    if not 1 <= len(raw) <= 255 or not set(raw) <= _VISIBLE_ASCII:
-        raise GearjobsError("Idempotency-Key must be 1 to 255 visible ASCII characters")
-
-
 class _Exchange(_Retries):
     """One job's requests and answers, whatever does the I/O."""
 
@@ -134,7 +126,7 @@ class _Exchange(_Retries):
         self.held = b""
         """The end of a text stream so far that may be the error marker (kept until known)."""
         self.request_id: str | None = None
-        self.streams = False
+        self.streaming = False
         """This try's answer is the stream (the first, or its replay after a drop)."""
 
     def begin(self, answer: httpx.Response) -> None:
@@ -146,7 +138,7 @@ class _Exchange(_Retries):
         if self.began:
             # A retry after a drop: the answer began in an earlier try. Its replay goes on
             # with the stream; any other answer (the job was lost meanwhile, say) ends it.
-            self.streams = self.writer is not None and _is_stream(answer)
+            self.streaming = self.writer is not None and _is_stream(answer)
             return
         if status >= 400:
             return  # read_whole() reports the failure from the body
@@ -159,7 +151,7 @@ class _Exchange(_Retries):
         content_type = answer.headers.get("content-type", "")
         if _is_stream(answer):
             self.structured = content_type.startswith("application/x-ndjson")
-            self.streams = True
+            self.streaming = True
             self.writer = self.response.success_with_write(
                 ResponseSuccess.OK, True, self.structured
             )
@@ -170,10 +162,6 @@ class _Exchange(_Retries):
             else:
                 self.response.success(kind)
         # 200 and 202 with data: read_whole() writes the data.
-
-    @property
-    def streaming(self) -> bool:
-        return self.streams
 
     def read_whole(self, answer: httpx.Response, body: bytes) -> None:
         """An answer that is not a stream: data or a failure."""
@@ -336,7 +324,7 @@ class _Base:
     ) -> tuple[str, dict[str, str], bytes]:
         headers = _headers(self.token, accept)
         if idempotency_key is not None:
-            check_idempotency_key(idempotency_key)
+            RequestIdentifier.for_idempotency_key(idempotency_key)  # refused here if malformed
             headers["Idempotency-Key"] = idempotency_key
         else:
             # Made here, so every retry carries the same id and joins the first try's job.

@@ -26,7 +26,11 @@ from gearjobs.jobs._extension import (
     default_registry,
     job_for,
 )
-from gearjobs.jobs._identifier import InvalidRequestIdentifier, RequestIdentifier
+from gearjobs.jobs._identifier import (
+    InvalidIdempotencyKey,
+    InvalidRequestIdentifier,
+    RequestIdentifier,
+)
 from gearjobs.jobs._job import (
     ANONYMOUS,
     Job,
@@ -56,6 +60,7 @@ __all__ = (
     "ExtensionRegistry",
     "GearjobsError",
     "InvalidParameter",
+    "InvalidIdempotencyKey",
     "InvalidRequestIdentifier",
     "Job",
     "JobContext",

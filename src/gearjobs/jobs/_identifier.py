@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 
 from gearjobs.jobs._codes import ResponseFailure
 from gearjobs.jobs._errors import SimpleError
 
-__all__ = ("InvalidRequestIdentifier", "RequestIdentifier")
+__all__ = ("InvalidIdempotencyKey", "InvalidRequestIdentifier", "RequestIdentifier")
 
 _MESSAGE = "Request ID must be 22 base64 characters or 32 hexadecimal characters."
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
 _B64_22 = re.compile(r"[A-Za-z0-9_-]{22}")
 _B64_24 = re.compile(r"[A-Za-z0-9_-]{22}==")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_VISIBLE_ASCII = frozenset(range(0x21, 0x7F))
 
 
 class InvalidRequestIdentifier(SimpleError):
@@ -24,6 +26,16 @@ class InvalidRequestIdentifier(SimpleError):
 
     def __init__(self) -> None:
         super().__init__(ResponseFailure.INVALID_REQUEST, _MESSAGE)
+
+
+class InvalidIdempotencyKey(SimpleError):
+    """An Idempotency-Key that is not 1 to 255 visible ASCII characters."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ResponseFailure.INVALID_REQUEST,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
 
 
 class RequestIdentifier:
@@ -66,6 +78,19 @@ class RequestIdentifier:
         # 22 characters hold 132 bits: like the reference's decoder, the 4 bits past the 16
         # bytes are ignored, so "…AB" names the same id as "…AA" (str() gives the latter).
         return cls(raw)
+
+    @classmethod
+    def for_idempotency_key(cls, key: str) -> RequestIdentifier:
+        """The id that an Idempotency-Key names: the first 16 bytes of the SHA-256 of
+        `idempotency-key`, a NUL byte and the key. Raises InvalidIdempotencyKey unless the
+        key is 1 to 255 visible ASCII characters."""
+        try:
+            raw = key.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidIdempotencyKey() from None
+        if not 1 <= len(raw) <= 255 or not set(raw) <= _VISIBLE_ASCII:
+            raise InvalidIdempotencyKey()
+        return cls(hashlib.sha256(b"idempotency-key\0" + raw).digest()[:16])
 
     @property
     def bytes(self) -> bytes:
