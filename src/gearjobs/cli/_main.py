@@ -407,7 +407,7 @@ def run(
     accept = "text/plain" if table else "application/json;stream=true"
     with _client(server, token, tries) as client:
         try:
-            used = client.run(
+            client.run(
                 name,
                 values,
                 response,
@@ -415,20 +415,16 @@ def run(
                 idempotency_key=idempotency_key,
                 accept=accept,
             )
-            _finish(client, response, used)
+            _finish(response)
         except ServerUnreachable as exc:
             _unreachable(exc)
 
 
-def _finish(client: Client, response: TerminalResponse, ident: str | None) -> None:
+def _finish(response: TerminalResponse) -> None:
+    """Exit 1 if the job failed (the client reports a stream's error marker as a failure)."""
     response.finish()
     if response.error is not None:
         sys.exit(1)
-    if ident is not None:
-        # A text stream ends with a text marker when its job failed mid-stream; the record says.
-        record = client.get(f"/jobs/{ident}")
-        if record.status_code == 200 and record.json().get("state") == "failed":
-            sys.exit(1)
 
 
 @main.command(cls=_IdCommand)
@@ -443,7 +439,7 @@ def attach(ident: str, server: str, token: str | None, tries: int) -> None:
     with _client(server, token, tries) as client:
         try:
             client.attach(ident, response)
-            _finish(client, response, ident if response.error is None else None)
+            _finish(response)
         except ServerUnreachable as exc:
             _unreachable(exc)
 
