@@ -218,16 +218,20 @@ class HeldStore(MemoryStore):
         self.held: list[asyncio.Future[None]] = []
         self.holding = True
 
-    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+    def finish_soon(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> asyncio.Future[None]:
         if not self.holding:
-            return super().finish_soon(record, entries)
+            return super().finish_soon(record, entries, start=start)
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.held.append(written)
-        written.add_done_callback(lambda _: self._finish(record.copy(), list(entries)))
+        written.add_done_callback(lambda _: self._finish(record.copy(), list(entries), start))
         return written
 
-    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        await self.finish_soon(record, entries)
+    async def finish(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        await self.finish_soon(record, entries, start=start)
 
     def release(self) -> None:
         self.holding = False
@@ -378,10 +382,12 @@ class RefusingStore(MemoryStore):
         self.refusals = refusals
         self.tries = 0
 
-    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+    def finish_soon(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> asyncio.Future[None]:
         self.tries += 1
         if self.tries > self.refusals:
-            return super().finish_soon(record, entries)
+            return super().finish_soon(record, entries, start=start)
         refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         refused.set_exception(OSError("database or disk is full"))
         return refused
@@ -558,11 +564,13 @@ class RefusesOneFinish(MemoryStore):
 
     refused = False
 
-    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+    async def finish(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
         if not self.refused:
             self.refused = True
             raise OSError("database or disk is full")
-        await super().finish(record, entries)
+        await super().finish(record, entries, start=start)
 
 
 async def test_an_answer_written_while_the_store_is_behind_is_written_again_if_refused() -> None:

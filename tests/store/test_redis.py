@@ -116,6 +116,28 @@ async def test_a_stale_node_cannot_write_over_a_later_run(
     assert await b.read(rec.key) == []
 
 
+async def test_a_late_update_or_append_does_not_change_a_finished_job(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    """A call whose reply never came (Redis hung) may run after the job's end was written:
+    it must neither make the job running again nor add to its journal."""
+    a, b = nodes
+    rec = job("a")
+    await a.claim(rec)
+    late = rec.copy()
+    late.state = JobState.RUNNING
+    late.started_at = 2.0
+    rec.state = JobState.SUCCEEDED
+    rec.finished_at = 3.0
+    answer: list[Entry] = [Succeeded(ResponseSuccess.OK, Body.DATA, {}, "done")]
+    await a.finish(rec, answer, start=0)
+    await a.update(late)
+    await a.append(rec.key, [Chunk(b"late")], start=0)
+    record = await b.get(rec.key)
+    assert record is not None and record.state is JobState.SUCCEEDED
+    assert await b.read(rec.key) == answer
+
+
 async def test_an_unreachable_redis_is_store_unavailable() -> None:
     store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable, match="unreachable"):

@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from gearjobs.jobs import RequestIdentifier, ResponseFailure, ResponseSuccess
 from gearjobs.store import (
     ENDED,
@@ -14,6 +16,7 @@ from gearjobs.store import (
     JobRecord,
     JobState,
     Store,
+    StoreUnavailable,
     Succeeded,
     lost_entry,
 )
@@ -197,3 +200,46 @@ async def test_a_lost_id_is_not_freed_for_a_different_request(store: Store) -> N
     other = await store.claim(JobRecord(rec.key, "echo", "another-fingerprint"))
     assert not other.claimed
     assert other.existing is not None and other.existing.state is JobState.LOST
+
+
+async def test_appends_and_a_finish_sent_again_from_their_position_leave_one_copy(
+    store: Store,
+) -> None:
+    """A write whose outcome the caller never learned (the store stopped answering) is sent
+    again from the same position; what the journal holds already is not written twice."""
+    rec = record()
+    await store.claim(rec)
+    await store.append(rec.key, STREAM[:2], start=0)
+    await store.append(rec.key, STREAM[:2], start=0)  # the same write, tried again
+    await store.append(rec.key, STREAM[1:3], start=1)  # overlaps by one
+    assert await store.read(rec.key) == STREAM[:3]
+    rec.state = JobState.SUCCEEDED
+    rec.finished_at = 10.0
+    await store.finish(rec, STREAM[2:], start=2)
+    await store.finish(rec, STREAM[2:], start=2)  # a finish that ran, tried again
+    assert await store.read(rec.key) == STREAM
+    got = await store.get(rec.key)
+    assert got is not None and got.state is JobState.SUCCEEDED
+
+
+async def test_entries_that_would_leave_a_gap_in_a_journal_are_refused(store: Store) -> None:
+    rec = record()
+    await store.claim(rec)
+    await store.append(rec.key, STREAM[:1], start=0)
+    with pytest.raises(StoreUnavailable, match="earlier write is missing"):
+        await store.append(rec.key, STREAM[2:3], start=2)
+    rec.state = JobState.SUCCEEDED
+    rec.finished_at = 10.0
+    with pytest.raises(StoreUnavailable, match="earlier write is missing"):
+        await store.finish(rec, STREAM[3:], start=3)
+    assert await store.read(rec.key) == STREAM[:1]
+    got = await store.get(rec.key)
+    assert got is not None and not got.state.finished
+
+
+async def test_entries_without_a_position_go_at_the_end(store: Store) -> None:
+    rec = record()
+    await store.claim(rec)
+    await store.append(rec.key, STREAM[:1])
+    await store.append(rec.key, STREAM[:1])
+    assert await store.read(rec.key) == [STREAM[0], STREAM[0]]

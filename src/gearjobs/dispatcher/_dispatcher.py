@@ -579,7 +579,9 @@ class Dispatcher:
         while run.flushed < len(entries) and run.journal.terminal is None:
             batch = entries[run.flushed :]
             try:
-                await self.store.append(run.record.key, batch)
+                # From the position the store confirmed: an append that failed may have
+                # been made all the same, and its entries then go in once (see Store.append).
+                await self.store.append(run.record.key, batch, start=run.flushed)
             except Exception:
                 logger.exception("could not append to the journal of job %s", run.record.key)
                 return
@@ -611,7 +613,8 @@ class Dispatcher:
         try:
             if run.flushing is not None:
                 await run.flushing
-            await self.store.finish(run.record, run.journal.entries[run.flushed :])
+            flushed = run.flushed
+            await self.store.finish(run.record, run.journal.entries[flushed:], start=flushed)
         except Exception as exc:
             if self._write_later(run, exc):  # the job stays live until the write is made
                 return
@@ -654,8 +657,9 @@ class Dispatcher:
         run.retry = None
         entries = run.journal.entries
         try:
+            flushed = run.flushed
             written = self.store.finish_soon(
-                run.record, entries[run.flushed :] if run.flushed else entries
+                run.record, entries[flushed:] if flushed else entries, start=flushed
             )
         except Exception as exc:
             written = (self._loop or asyncio.get_running_loop()).create_future()

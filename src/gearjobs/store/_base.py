@@ -6,11 +6,20 @@ import abc
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gearjobs.jobs import GearjobsError, ResponseFailure, SimpleError
 from gearjobs.store._records import Entry, Failed, JobKey, JobRecord, JobState, is_terminal
 
-__all__ = ("CLAIMED", "LOST_MESSAGE", "ClaimResult", "Store", "StoreUnavailable", "lost_entry")
+__all__ = (
+    "CLAIMED",
+    "LOST_MESSAGE",
+    "ClaimResult",
+    "Store",
+    "StoreUnavailable",
+    "lost_entry",
+    "not_yet_written",
+)
 
 LOST_MESSAGE = (
     "The server running this job stopped before it finished; retry the request to run it again."
@@ -27,6 +36,22 @@ class StoreUnavailable(SimpleError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(ResponseFailure.UNAVAILABLE, reason)
+
+
+E = TypeVar("E")
+
+
+def not_yet_written(entries: Sequence[E], start: int | None, length: int) -> Sequence[E]:
+    """The part of `entries` (to go at journal position `start`) that a journal of `length`
+    entries does not hold yet: all of them without `start`; StoreUnavailable for a gap."""
+    if start is None or start == length:
+        return entries
+    if start > length:
+        raise StoreUnavailable(
+            f"the journal holds {length} entries, and these were to go at position {start}: "
+            "an earlier write is missing"
+        )
+    return entries[length - start :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +138,27 @@ class Store(abc.ABC):
         """Write a changed record (for example when it starts running)."""
 
     @abc.abstractmethod
-    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
-        """Append entries to the journal of a running job (live journals only)."""
+    async def append(
+        self, key: JobKey, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        """Append entries to the journal of a running job (live journals only).
+
+        `start` is the journal position of `entries[0]`. A write whose outcome the caller did
+        not learn (a store that stopped answering) may still have been made; the caller then
+        sends the same entries again from the same position, and those already in the journal
+        are not written twice. A `start` past the end of the journal (a gap: an earlier write
+        is missing) is refused with StoreUnavailable. Without `start`, the entries go at the end.
+        """
 
     @abc.abstractmethod
-    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        """Write the final record and the rest of its journal, in one step."""
+    async def finish(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        """Write the final record and the rest of its journal, in one step.
+
+        `start` is the journal position of `entries[0]`, as for `append`: a finish tried again
+        after an unknown outcome leaves one copy of each entry.
+        """
 
     def claim_now(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult | None:
         """`claim` when the store can decide without waiting (else None: await `claim`).
@@ -127,13 +167,15 @@ class Store(abc.ABC):
         """
         return None
 
-    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+    def finish_soon(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> asyncio.Future[None]:
         """Start `finish` now and return its outcome to await.
 
         What a store does here before it returns is ordered before any later call, so a
         read asked after this sees the write. The default starts `finish` as a task.
         """
-        return asyncio.ensure_future(self.finish(record, entries))
+        return asyncio.ensure_future(self.finish(record, entries, start=start))
 
     @abc.abstractmethod
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
-from gearjobs.store._base import CLAIMED, ClaimResult, Store, lost_entry
+from gearjobs.store._base import CLAIMED, ClaimResult, Store, lost_entry, not_yet_written
 from gearjobs.store._codec import decode_entry, encode_entry, record_from_row, record_row
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
@@ -87,18 +87,27 @@ class MemoryStore(Store):
     async def update(self, record: JobRecord) -> None:
         self._records[_key(record.key)] = record_row(record)
 
-    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
-        self._append(_key(key), entries)
+    async def append(
+        self, key: JobKey, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        self._append(_key(key), entries, start)
 
-    def _append(self, key: tuple[str, str], entries: Iterable[Entry]) -> None:
+    def _append(self, key: tuple[str, str], entries: Sequence[Entry], start: int | None) -> None:
         journal = self._journals.get(key)
-        self._journals[key] = _encode(entries) if not journal else journal + _encode(entries)
+        if not journal:
+            self._journals[key] = _encode(not_yet_written(entries, start, 0))
+        else:
+            self._journals[key] = journal + _encode(not_yet_written(entries, start, len(journal)))
 
-    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        self._finish(record, entries)
+    async def finish(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        self._finish(record, entries, start)
 
-    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
-        self._finish(record, entries)
+    def finish_soon(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> asyncio.Future[None]:
+        self._finish(record, entries, start)
         # Written already: one finished future (of the running loop) serves every call.
         loop = asyncio.get_running_loop()
         done = self._written
@@ -107,10 +116,10 @@ class MemoryStore(Store):
             done.set_result(None)
         return done
 
-    def _finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
+    def _finish(self, record: JobRecord, entries: Sequence[Entry], start: int | None) -> None:
         key = _key(record.key)
+        self._append(key, entries, start)  # first: a gap refuses the whole write
         self._records[key] = record_row(record)
-        self._append(key, entries)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         items = self._journals.get(_key(key), ())
@@ -146,7 +155,7 @@ class MemoryStore(Store):
                 record.failure = ResponseFailure.UNAVAILABLE
                 record.finished_at = now
                 self._records[key] = record_row(record)
-                self._append(key, [lost_entry()])
+                self._append(key, [lost_entry()], None)
                 lost.append(record)
         return lost
 

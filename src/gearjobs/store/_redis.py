@@ -79,12 +79,23 @@ redis.call('ZADD', idx, created, member)
 return {'__claimed__', tostring(run)}
 """
 
+# The entries of APPEND and FINISH go at journal position ARGV[2] (0-based; '' for the end).
+# A write whose reply never came (Redis hung) may have run, and the caller then sends the same
+# entries from the same position again: those the journal holds already are skipped, so each
+# entry is written once whatever the number of tries. A position past the end (an earlier
+# write is missing) writes nothing and answers -2.
 APPEND = """
 local rec, jnl = KEYS[1], KEYS[2]
 if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
-if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
+local state = redis.call('HGET', rec, 'state')
+if state ~= 'queued' and state ~= 'running' then return -1 end
 local n = redis.call('XLEN', jnl)
-for i = 2, #ARGV, 2 do
+local skip = 0
+if ARGV[2] ~= '' then
+  skip = n - tonumber(ARGV[2])
+  if skip < 0 then return -2 end
+end
+for i = 3 + 2 * skip, #ARGV, 2 do
   n = n + 1
   redis.call('XADD', jnl, '0-' .. n, 'k', ARGV[i], 'p', ARGV[i + 1])
 end
@@ -93,19 +104,25 @@ return n
 
 FINISH = """
 local rec, jnl, remembered, active, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local member, run, retention_ms, finished_at, node, nfields =
-    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local member, run, retention_ms, finished_at, node, nfields, start =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 if redis.call('HGET', rec, 'run') ~= run then return -1 end
 -- Marked lost by another node (this one stopped renewing its lease): the run is over, and
 -- a retry runs the job again; writing the end now would leave a finished record whose
 -- journal ends with the lost marker.
 if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
-local i = 7
+local n = redis.call('XLEN', jnl)
+local skip = 0
+if start ~= '' then
+  skip = n - tonumber(start)
+  if skip < 0 then return -2 end
+end
+local i = 8
 for _ = 1, nfields do
   redis.call('HSET', rec, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-local n = redis.call('XLEN', jnl)
+i = i + 2 * skip
 while i <= #ARGV do
   n = n + 1
   redis.call('XADD', jnl, '0-' .. n, 'k', ARGV[i], 'p', ARGV[i + 1])
@@ -119,10 +136,13 @@ if redis.call('GET', lease) == node then redis.call('DEL', lease) end
 return n
 """
 
+# A record is updated only while its job is queued or running: an update whose reply never
+# came may run after the job's end was written, and must not make it running again.
 UPDATE = """
 local rec = KEYS[1]
 if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
-if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
+local state = redis.call('HGET', rec, 'state')
+if state ~= 'queued' and state ~= 'running' then return -1 end
 for i = 2, #ARGV, 2 do redis.call('HSET', rec, ARGV[i], ARGV[i + 1]) end
 return 1
 """
@@ -185,6 +205,10 @@ return 1
 """
 
 
+GAP = -2
+"""The answer of APPEND and FINISH to entries that were to go past the journal's end."""
+
+
 def _fail(calls: list[_ScriptCall], exc: BaseException) -> None:
     for *_, future, _ in calls:
         if not future.done():
@@ -205,6 +229,13 @@ def _answer(call: _ScriptCall, reply: Any) -> None:
         return
     if isinstance(reply, _reply_errors()):
         future.set_exception(StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}"))
+    elif reply == GAP:
+        future.set_exception(
+            StoreUnavailable(
+                f"the job store (Redis) refused to {what}: the entries were to go past the end "
+                "of the journal (an earlier write is missing)"
+            )
+        )
     else:
         future.set_result(reply)
 
@@ -591,7 +622,9 @@ class RedisStore(Store):
 
     # Journals
 
-    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
+    async def append(
+        self, key: JobKey, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
         # The run this process claimed is known: no round trip to read it before each append.
         run = self._runs.get(_member(key))
         if run is None:
@@ -599,20 +632,26 @@ class RedisStore(Store):
                 "read a record", lambda: self._redis.hget(self._k("rec", key), "run")
             )
             run = int(stored or 0)
-        await self._append_run(key, run, entries)
+        await self._append_run(key, run, entries, start)
 
-    async def _append_run(self, key: JobKey, run: int, entries: Sequence[Entry]) -> None:
-        flat: list[Any] = [run]
+    async def _append_run(
+        self, key: JobKey, run: int, entries: Sequence[Entry], start: int | None = None
+    ) -> None:
+        flat: list[Any] = [run, "" if start is None else start]
         for entry in entries:
             flat += list(encode_entry(entry))
         await self._eval(
             self._append, [self._k("rec", key), self._k("jnl", key)], flat, "append to a journal"
         )
 
-    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        await self.finish_soon(record, entries)
+    async def finish(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        await self.finish_soon(record, entries, start=start)
 
-    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[Any]:
+    def finish_soon(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> asyncio.Future[Any]:
         # The script call is queued here, in order with later calls: no task a job.
         key = record.key
         member = _member(key)
@@ -624,6 +663,7 @@ class RedisStore(Store):
             repr(time.time() if record.finished_at is None else record.finished_at),
             record.node,
             len(fields) // 2,
+            "" if start is None else start,
             *fields,
         ]
         self._held.pop(member, None)  # no lease to renew from now on, no more appends

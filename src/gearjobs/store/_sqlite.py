@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
-from gearjobs.store._base import CLAIMED, ClaimResult, Store, StoreUnavailable, lost_entry
+from gearjobs.store._base import (
+    CLAIMED,
+    ClaimResult,
+    Store,
+    StoreUnavailable,
+    lost_entry,
+    not_yet_written,
+)
 from gearjobs.store._codec import decode_entry, encode_entry, record_from_row, record_row
 from gearjobs.store._records import Entry, JobKey, JobRecord, JobState
 
@@ -484,52 +491,68 @@ class SQLiteStore(Store):
 
     # Journals
 
-    async def append(self, key: JobKey, entries: Sequence[Entry]) -> None:
-        await self._submit(self._append, key, [encode_entry(e) for e in entries])
+    async def append(
+        self, key: JobKey, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        await self._submit(self._append, key, [encode_entry(e) for e in entries], start)
 
     def _append(
-        self, key: JobKey, encoded: list[tuple[str, bytes]], *, fresh: bool = False
+        self,
+        key: JobKey,
+        encoded: list[tuple[str, bytes]],
+        start: int | None = None,
+        *,
+        fresh: bool = False,
     ) -> None:
         db = self.db
         user, ident = key.user, str(key.id)
-        start = 0
+        length = 0
         if not fresh:
-            (start,) = db.execute(
+            (length,) = db.execute(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM journal WHERE user = ? AND id = ?",
                 (user, ident),
             ).fetchone()
+            encoded = list(not_yet_written(encoded, start, length))
         db.executemany(
             "INSERT INTO journal (user, id, seq, kind, payload) VALUES (?, ?, ?, ?, ?)",
-            [(user, ident, start + i, kind, payload) for i, (kind, payload) in enumerate(encoded)],
+            [(user, ident, length + i, kind, payload) for i, (kind, payload) in enumerate(encoded)],
         )
 
-    async def finish(self, record: JobRecord, entries: Sequence[Entry]) -> None:
-        written = self.finish_soon(record, entries)
+    async def finish(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> None:
+        written = self.finish_soon(record, entries, start=start)
         self._hurry()
         await written
 
-    def finish_soon(self, record: JobRecord, entries: Sequence[Entry]) -> asyncio.Future[None]:
+    def finish_soon(
+        self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
+    ) -> asyncio.Future[None]:
         # Encoding happens here, on the loop, so a value that is not JSON fails in the caller.
-        # The journal is written in one piece with the record, from position 0. A journal of
-        # one entry (a data answer, a failure) is kept in the job's own row: one B-tree insert
-        # a job instead of two, and half the pages a commit writes; such answers queued one
-        # after another share one statement (see `_group`). (SQLite's journal is never live:
-        # nothing of it was written before.)
+        # The journal is written in one piece with the record, from position 0 (SQLite's
+        # journal is never live: nothing of it was written before, and a write that failed
+        # was rolled back, so its outcome is always known). A journal of one entry (a data
+        # answer, a failure) is kept in the job's own row: one B-tree insert a job instead
+        # of two, and half the pages a commit writes; such answers queued one after another
+        # share one statement (see `_group`). Entries after some `append`ed ones (`start`
+        # > 0, which the dispatcher never asks of this store) go after those.
         encoded = [encode_entry(e) for e in entries]
         ident = (record.key.user, str(record.key.id))
         self._unwritten.pop(ident, None)
         key = self._key_for(ident)  # new when finished without a claim (as the tests do)
-        if len(encoded) == 1:
+        if len(encoded) == 1 and not start:
             answers = self._group(_INSERT_WITH_ANSWER)
             return answers.add((key, *record_row(record), *encoded[0]))
         return self._enqueue(
-            self._finish, record.key, (key, *record_row(record)), encoded, waited_for=False
+            self._finish, record.key, (key, *record_row(record)), encoded, start, waited_for=False
         )
 
-    def _finish(self, key: JobKey, row: Row, encoded: list[tuple[str, bytes]]) -> None:
+    def _finish(
+        self, key: JobKey, row: Row, encoded: list[tuple[str, bytes]], start: int | None
+    ) -> None:
         self.db.execute(_INSERT, row)
         if encoded:
-            self._append(key, encoded, fresh=True)
+            self._append(key, encoded, start, fresh=not start)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._submit_read(self._read, key, offset, limit)
