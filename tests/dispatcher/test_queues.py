@@ -217,6 +217,8 @@ class HeldStore(MemoryStore):
         super().__init__()
         self.held: list[asyncio.Future[None]] = []
         self.holding = True
+        self.asked = asyncio.Event()
+        """Set when a final write is first held."""
 
     def finish_soon(
         self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None
@@ -225,6 +227,7 @@ class HeldStore(MemoryStore):
             return super().finish_soon(record, entries, start=start)
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.held.append(written)
+        self.asked.set()
         written.add_done_callback(lambda _: self._finish(record.copy(), list(entries), start))
         return written
 

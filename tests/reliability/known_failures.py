@@ -27,6 +27,7 @@ from tests.reliability.test_audit_promises import (  # noqa: F401 - fixtures
     Closing,
     StreamResult,
     _bad_requests,
+    _flood_until,
     app_dir,
     cluster,
     is_json_error,
@@ -41,37 +42,6 @@ from tests.reliability.test_audit_promises import (  # noqa: F401 - fixtures
 )
 
 from ..servers import ServerProcess
-
-
-async def _flood_until(
-    port: int, answered: dict[str, tuple[int, bytes]], enough: asyncio.Event, connection: int
-) -> None:
-    """POST /jobs/mark with a new id each time, on one keep-alive connection, until the
-    server dies under it; every answer read in full is kept in `answered`."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    n = 0
-    try:
-        while True:
-            ident = new_id()
-            body = json.dumps({"n": connection * 100_000 + n}).encode()
-            n += 1
-            writer.write(
-                b"POST /jobs/mark HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Content-Type: application/json\r\n"
-                + f"X-Request-Id: {ident}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status, headers, _ = parse_raw(head)
-            data = await reader.readexactly(int(headers["content-length"]))
-            answered[ident] = (status, data)
-            if len(answered) >= FLOOD:
-                enough.set()
-    except (OSError, asyncio.IncompleteReadError):
-        pass  # the server was killed under this connection
-    finally:
-        writer.close()
-
 
 closing = audit.closing  # a fixture
 

@@ -1087,3 +1087,81 @@ def test_a_redis_that_hangs_for_a_moment_leaves_every_answer_as_it_was(tmp_path:
         f"{repeat.content!r}"
     )
     assert (output.status_code, output.content) == (202, whole)
+
+
+async def _flood_until(
+    port: int, answered: dict[str, tuple[int, bytes]], enough: asyncio.Event, connection: int
+) -> None:
+    """POST /jobs/mark with a new id each time, on one keep-alive connection, until the
+    server dies under it; every answer read in full is kept in `answered`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    n = 0
+    try:
+        while True:
+            ident = new_id()
+            body = json.dumps({"n": connection * 100_000 + n}).encode()
+            n += 1
+            writer.write(
+                b"POST /jobs/mark HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"X-Request-Id: {ident}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status, headers, _ = parse_raw(head)
+            data = await reader.readexactly(int(headers["content-length"]))
+            answered[ident] = (status, data)
+            if len(answered) >= FLOOD:
+                enough.set()
+    except (OSError, asyncio.IncompleteReadError):
+        pass  # the server was killed under this connection
+    finally:
+        writer.close()
+
+
+def test_kill_9_during_a_flood_of_fast_jobs_keeps_every_answer_given_when_held(
+    tmp_path: Path,
+) -> None:
+    """The issue: "finished jobs are replayed ... after kill -9". With --hold-answers, no
+    answer goes out before its write: every id answered before the kill repeats its answer
+    after the restart, and none of them runs again."""
+    folder = app_dir(tmp_path)
+    store = f"sqlite:///{folder / 'jobs.db'}"
+    args = ("--app", "audit_jobs:jobs", "--store", store, "--hold-answers")
+    answered: dict[str, tuple[int, bytes]] = {}
+    with ServerProcess(*args, cwd=folder) as first:
+        port = first.port
+
+        async def flood() -> None:
+            enough = asyncio.Event()
+            tasks = [
+                asyncio.create_task(_flood_until(port, answered, enough, c)) for c in range(20)
+            ]
+            await asyncio.wait_for(enough.wait(), 60)
+            first.kill()  # kill -9 in the middle of the flood
+            await asyncio.gather(*tasks)
+
+        asyncio.run(flood())
+    assert all(status == 200 for status, _ in answered.values())
+
+    with ServerProcess(*args, cwd=folder, port=port) as second, httpx.Client() as client:
+        states: Counter[str] = Counter()
+        for ident in answered:
+            found = client.get(f"{second.url}/jobs/{ident}")
+            states["unknown" if found.status_code == 404 else found.json()["state"]] += 1
+        differ = []
+        for ident, (status, body) in answered.items():
+            again = client.post(
+                f"{second.url}/jobs/mark",
+                json={"n": json.loads(body)["n"]},
+                headers={"X-Request-Id": ident},
+            )
+            if (again.status_code, again.content) != (status, body):
+                differ.append((ident, status, body, again.status_code, again.content))
+    ends = ledger(folder)
+    twice = [i for i in answered if ends[("end", i)] > 1]
+    assert set(states) == {"succeeded"} and not differ and not twice, (
+        f"{len(answered)} ids answered 200 before the kill; after the restart their records "
+        f"were {dict(states)}, {len(differ)} answered differently on a repeat and "
+        f"{len(twice)} ran to completion twice; e.g. {differ[:2]}"
+    )

@@ -133,6 +133,13 @@ def _load_extensions(spec: str) -> list[JobExtension]:
     envvar=_env("LOG_PARAMS"),
     help="put each job's parameters in its log lines (off: they may hold secrets)",
 )
+@click.option(
+    "--hold-answers/--no-hold-answers",
+    default=False,
+    envvar=_env("HOLD_ANSWERS"),
+    help="send a job's answer only once the store has written it (no answer given is lost "
+    "to a crash; each answer waits for its write)",
+)
 def serve(
     host: str,
     port: int,
@@ -153,6 +160,7 @@ def serve(
     loop: str,
     http_impl: str,
     log_params: bool,
+    hold_answers: bool,
 ) -> None:
     """Run the HTTP API under uvicorn."""
     import uvicorn
@@ -193,6 +201,7 @@ def serve(
             retention=retention,
             node=node_name,
             observers=[JobLog(with_detail=log_params)],
+            hold_answers=hold_answers,
         )
     except GearjobsError as exc:
         raise click.BadParameter(str(exc)) from None

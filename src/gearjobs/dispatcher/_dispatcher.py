@@ -48,6 +48,7 @@ from gearjobs.store import (
     MemoryStore,
     Store,
     Succeeded,
+    is_terminal,
     lost_entry,
 )
 
@@ -88,6 +89,7 @@ class _Run:
         "executing",
         "flushed",
         "flushing",
+        "held",
         "job",
         "journal",
         "queue",
@@ -114,6 +116,8 @@ class _Run:
         self.flushed = 0
         """How many journal entries a live-journal store already holds."""
         self.flushing: asyncio.Task[None] | None = None
+        self.held: Entry | None = None
+        """The terminal entry, kept out of the journal until the store has it (`hold_answers`)."""
         self.stopped = False
         self.write_failures = 0
         """How often the store refused the final write (it is tried again, see `_recorded`)."""
@@ -158,6 +162,7 @@ class Dispatcher:
         node: str | None = None,
         clock: Callable[[], float] = time.time,
         observers: Sequence[JobObserver] = (),
+        hold_answers: bool = False,
     ) -> None:
         if retention <= 0:
             raise GearjobsError(f"retention must be positive, not {retention}")
@@ -170,6 +175,10 @@ class Dispatcher:
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self._clock = clock
         self.observers = list(observers)
+        self.hold_answers = hold_answers
+        """True: a job's end (its data, failure or the end of its stream) reaches no client
+        before the store has written it, so that no answer given is lost to a crash of this
+        process; it costs every answer the wait for its write."""
         self.fast: JobQueue[_Run] = JobQueue("fast", capacity=queue_fast, concurrent=concurrent)
         self.slow: JobQueue[_Run] = JobQueue("slow", capacity=queue_slow, concurrent=concurrent)
         self._active: dict[JobKey, _Run] = {}
@@ -497,6 +506,8 @@ class Dispatcher:
         loop = self._loop or asyncio.get_running_loop()
         live = self.store.live_journal
         append: Callable[[Entry], None] = self._live_appender(run) if live else run.journal.append
+        if self.hold_answers:
+            append = _holding(run, append)
         response = RecordingResponse(
             append, loop=loop, label=record.key, json_only=not self.store.keeps_objects
         )
@@ -591,16 +602,17 @@ class Dispatcher:
         """Fill in the finished job's record from its journal (what `get` shows at once)."""
         record = run.record
         journal = run.journal
-        terminal = journal.terminal
+        terminal = journal.terminal if run.held is None else run.held
         if terminal is None:  # pragma: no cover - finish() and fail() always end the journal
             raise GearjobsError(f"job {record.key} ended without an answer")
-        first = journal.entries[0]
+        first = journal.entries[0] if journal.entries else terminal
         record.outcome_from(terminal, first if isinstance(first, Succeeded) else None)
         record.finished_at = self._clock()
 
     async def _lose(self, run: _Run) -> None:
         """Record a job that will not finish here as lost; its joiners see the stream end."""
         record = run.record
+        run.held = None  # never given: the job's clients get the lost answer
         if run.journal.terminal is None:
             run.journal.append(lost_entry())
         record.state = JobState.LOST
@@ -613,20 +625,24 @@ class Dispatcher:
         try:
             if run.flushing is not None:
                 await run.flushing
-            flushed = run.flushed
-            await self.store.finish(run.record, run.journal.entries[flushed:], start=flushed)
+            await self.store.finish(run.record, _unwritten(run), start=run.flushed)
         except Exception as exc:
             if self._write_later(run, exc):  # the job stays live until the write is made
                 return
+            self._forget(run, written=False)
+            return
         self._forget(run)
 
     def _recorded(self, run: _Run, written: asyncio.Future[None]) -> None:
         self._recording.discard(written)
         if written.cancelled():
             logger.error("the answer of job %s was not recorded: cancelled", run.record.key)
-        elif (exc := written.exception()) is not None and self._write_later(run, exc):
-            return
-        self._forget(run)
+            self._forget(run, written=False)
+        elif (exc := written.exception()) is not None:
+            if not self._write_later(run, exc):
+                self._forget(run, written=False)
+        else:
+            self._forget(run)
 
     WRITE_TRIES = 8
     """Tries of a job's final write that the store refused (0.1 s apart, doubling to 5 s)."""
@@ -655,12 +671,10 @@ class Dispatcher:
     def _write(self, run: _Run) -> None:
         """Queue the final write of a finished job; `_recorded` takes its outcome."""
         run.retry = None
-        entries = run.journal.entries
         try:
-            flushed = run.flushed
-            written = self.store.finish_soon(
-                run.record, entries[flushed:] if flushed else entries, start=flushed
-            )
+            written = self.store.finish_soon(run.record, _unwritten(run), start=run.flushed)
+            if run.held is not None:
+                self.store.hurry()  # an answer waits for this write
         except Exception as exc:
             written = (self._loop or asyncio.get_running_loop()).create_future()
             written.set_exception(exc)
@@ -670,8 +684,18 @@ class Dispatcher:
             self._recording.add(written)
             written.add_done_callback(functools.partial(self._recorded, run))
 
-    def _forget(self, run: _Run) -> None:
+    def _forget(self, run: _Run, *, written: bool = True) -> None:
         """The job's answer is in the store (or could not be written): drop the live run."""
+        held, run.held = run.held, None
+        if held is not None:  # its clients get the answer now, or the lost one if unwritten
+            if not written:
+                record = run.record
+                record.state = JobState.LOST
+                record.failure = ResponseFailure.UNAVAILABLE
+                logger.warning(
+                    "job %s (%s) lost: its answer was not recorded", record.key, record.name
+                )
+            run.journal.append(held if written else lost_entry())
         if self._active.get(run.record.key) is run:
             del self._active[run.record.key]
         run.settle()  # no Event a job: only those who wait for one make it
@@ -806,3 +830,24 @@ def _consult(job: Job, other: Job | None, done: bool) -> JoinAction:
 def _name_of(job: Job) -> str:
     name = getattr(job, "name", None)
     return name if isinstance(name, str) else type(job).__name__
+
+
+def _holding(run: _Run, append: Callable[[Entry], None]) -> Callable[[Entry], None]:
+    """`append` for all but the job's terminal entry, which waits in `run.held` for the store."""
+
+    def hold(entry: Entry) -> None:
+        if is_terminal(entry):
+            run.held = entry
+        else:
+            append(entry)
+
+    return hold
+
+
+def _unwritten(run: _Run) -> Sequence[Entry]:
+    """The entries of the job's final write: those the store does not hold yet, from
+    position `run.flushed`, and the held terminal entry."""
+    entries = run.journal.entries
+    flushed = run.flushed
+    part = entries[flushed:] if flushed else entries
+    return part if run.held is None else [*part, run.held]

@@ -177,6 +177,10 @@ class Store(abc.ABC):
         """
         return asyncio.ensure_future(self.finish(record, entries, start=start))
 
+    def hurry(self) -> None:  # noqa: B027 - optional hook
+        """Someone waits for the writes asked so far: make them now rather than hold them
+        back to share a commit with later ones."""
+
     @abc.abstractmethod
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         """Up to `limit` journal entries of `key` from position `offset`."""

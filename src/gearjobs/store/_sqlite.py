@@ -193,6 +193,9 @@ class SQLiteStore(Store):
             self._groups[sql] = group
         return group
 
+    def hurry(self) -> None:
+        self._hurry()
+
     def _hurry(self) -> None:
         """Run the next batch in the next turn of the loop."""
         if self._batch is None or self._batch_later:

@@ -1,0 +1,107 @@
+"""`hold_answers`: a job's end reaches its clients only once the store has written it."""
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.jobs import ClientResponse, RequestIdentifier, SimpleError
+from gearjobs.jobs import ResponseFailure as F
+from gearjobs.store import Chunk, JobKey, JobState, SQLiteStore, Succeeded
+
+from .helpers import DataJob, StreamJob
+from .test_queues import HeldStore, RefusingStore
+
+
+async def test_a_held_answer_goes_out_once_the_store_has_it() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store, hold_answers=True) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)  # a failure must not hang
+        ident = RequestIdentifier.new()
+        response = ClientResponse()
+        handle = await dispatcher.dispatch(ident, DataJob("kept"), response)
+        waiting = asyncio.ensure_future(handle.wait())
+        await asyncio.wait_for(store.asked.wait(), 10)  # the job ran, its write was asked
+        await asyncio.sleep(0.01)  # time for an answer that did not wait
+        assert not waiting.done() and response.data is None
+        store.release()
+        await waiting
+        assert response.data == "kept"
+        stored = await store.get(JobKey("anonymous", ident))
+        assert stored is not None and stored.state is JobState.SUCCEEDED
+
+
+async def test_a_held_stream_flows_live_and_only_its_end_waits_for_the_store() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store, hold_answers=True) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)
+        handle = await dispatcher.dispatch(RequestIdentifier.new(), StreamJob(3, 0))
+        seen = []
+        reader = handle.follow()
+        for _ in range(4):  # the head and three chunks, before the store has anything
+            seen.append(await asyncio.wait_for(anext(reader), 10))
+        assert isinstance(seen[0], Succeeded)
+        assert seen[1:] == [Chunk(b"line 0\n"), Chunk(b"line 1\n"), Chunk(b"line 2\n")]
+        end = asyncio.ensure_future(anext(reader))
+        await asyncio.wait_for(store.asked.wait(), 10)
+        await asyncio.sleep(0.01)
+        assert not end.done()
+        store.release()
+        await asyncio.wait_for(end, 10)
+
+
+async def test_an_answer_the_store_never_took_is_not_given_and_a_retry_runs_again() -> None:
+    store = RefusingStore(refusals=2)
+    dispatcher = Dispatcher(store=store, hold_answers=True)
+    dispatcher.WRITE_TRIES = 2
+    async with dispatcher:
+        ident, job = RequestIdentifier.new(), DataJob("never given")
+        first = ClientResponse()
+        await (await dispatcher.dispatch(ident, job, first))
+        assert first.failed and first.data is None
+        assert first.error is not None and first.error.response_failure() is F.UNAVAILABLE
+        # As for any answer the store refused to the end: the next request finds the record
+        # unfinished, records it lost and answers so (503), and the one after runs the job.
+        with pytest.raises(SimpleError) as lost:
+            await dispatcher.dispatch(ident, job, ClientResponse())
+        assert lost.value.response_failure() is F.UNAVAILABLE
+        again = ClientResponse()
+        await (await dispatcher.dispatch(ident, job, again))
+        assert again.data == "never given" and job.runs == 2
+
+
+async def test_without_holding_the_answer_goes_out_before_the_write() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)
+        response = ClientResponse()
+        await asyncio.wait_for(
+            await dispatcher.dispatch(RequestIdentifier.new(), DataJob("early"), response), 10
+        )
+        assert response.data == "early" and store.held
+        store.release()
+
+
+@pytest.mark.parametrize("hold", [True, False])
+async def test_with_sqlite_every_held_answer_is_in_the_file_when_it_is_given(
+    tmp_path: Path, hold: bool
+) -> None:
+    """Read by another connection, as a server restarted after a crash would."""
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    try:
+        async with Dispatcher(store=store, hold_answers=hold) as dispatcher:
+            ids = [RequestIdentifier.new() for _ in range(20)]
+            handles = [await dispatcher.dispatch(i, DataJob(str(i))) for i in ids]
+            await asyncio.gather(*(h.wait() for h in handles))
+            with contextlib.closing(sqlite3.connect(path)) as other:
+                (written,) = other.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'"
+                ).fetchone()
+            # Not held, the answers went out before their batch (written within 5 ms).
+            assert written == (20 if hold else 0)
+    finally:
+        await store.close()
