@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -43,11 +44,12 @@ STACKS = {
 
 
 def start_gearjobs(
-    port: int, store_url: str, workdir: Path, stack: str = "auto"
+    port: int, store_url: str, workdir: Path, stack: str = "auto", extra: Sequence[str] = ()
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "gearjobs.cli", "serve", "--examples", "--port", str(port),
         "--store", store_url, "--log-level", "warning", "--queue-fast", "100000", *STACKS[stack],
+        *extra,
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL)
 

@@ -52,6 +52,9 @@ def main() -> None:
         help="uvicorn's loop and parser for both servers: auto (uvloop, httptools) or plain "
         "(asyncio, h11)",
     )
+    parser.add_argument(
+        "--hold-answers", action="store_true", help="serve gearjobs with --hold-answers"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -69,7 +72,13 @@ def main() -> None:
                 args.store
             ]
         servers = [
-            start_gearjobs(ours_port, store_url, workdir, args.stack),
+            start_gearjobs(
+                ours_port,
+                store_url,
+                workdir,
+                args.stack,
+                ["--hold-answers"] if args.hold_answers else [],
+            ),
             start_bare(bare_port, args.stack),
             *helpers,
         ]
