@@ -2,6 +2,10 @@
 
 import io
 import json
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -258,3 +262,29 @@ def test_serve_on_a_redis_that_does_not_answer_says_so_and_exits_1() -> None:
     assert "cannot reach the Redis store at redis://:***@127.0.0.1" in result.output
     assert "s3cret" not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("key", [[], ["--idempotency-key", "order-77"]])
+def test_ctrl_c_during_run_names_the_job_that_goes_on(
+    server: ServerProcess, key: list[str]
+) -> None:
+    command = [sys.executable, "-m", "gearjobs.cli", "run", "sleep"]
+    params = '{"seconds": 1.5, "lines": 3}'
+    watcher = subprocess.Popen(
+        [*command, params, *key, "--server", server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    try:
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline() == b"tick 1\n"
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 130
+    hint = re.search(rb"gearjobs attach (\S+),", err)
+    assert hint is not None, err
+    code, out, _ = gearjobs(server, "attach", hint.group(1).decode())
+    assert (code, out) == (0, "tick 1\ntick 2\ntick 3\n")

@@ -401,17 +401,20 @@ def run(
         raise click.BadParameter("must be a JSON object", param_hint="PARAMS")
     if ident is not None and idempotency_key is not None:
         raise click.UsageError("give --id or --idempotency-key, not both")
+    request_id: RequestIdentifier | None = None  # with a key, the server maps it
+    shown: RequestIdentifier  # the job's id, as `attach` and `status` take it
     if idempotency_key is not None:
         try:
-            RequestIdentifier.for_idempotency_key(idempotency_key)
+            shown = RequestIdentifier.for_idempotency_key(idempotency_key)
         except GearjobsError as exc:
             raise click.BadParameter(str(exc), param_hint="--idempotency-key") from None
-    request_id = None
-    if ident is not None:
+    elif ident is not None:
         try:
-            request_id = RequestIdentifier.parse(ident)
+            request_id = shown = RequestIdentifier.parse(ident)
         except GearjobsError as exc:
             raise click.BadParameter(str(exc), param_hint="--id") from None
+    else:
+        request_id = shown = RequestIdentifier.new()
     response = TerminalResponse()
     accept = "text/plain" if table else "application/json;stream=true"
     with _client(server, token, tries) as client:
@@ -427,6 +430,13 @@ def run(
             _finish(response)
         except ServerUnreachable as exc:
             _unreachable(exc)
+        except KeyboardInterrupt:  # the job goes on: say how to see it again
+            click.echo(
+                f"\ngearjobs: stopped watching; job {shown} goes on "
+                f"(gearjobs attach {shown}, gearjobs status {shown})",
+                err=True,
+            )
+            sys.exit(130)
 
 
 def _finish(response: TerminalResponse) -> None:
