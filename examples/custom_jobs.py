@@ -1,6 +1,6 @@
 """Your own jobs, in a few lines: serve them with
 
-    gearjobs serve --app examples.custom_jobs:jobs
+    gearjobs serve --app examples.custom_jobs:extensions
 
 then `gearjobs run greet '{"name": "Ada"}'`, `gearjobs run slow-square '{"n": 7}'`, or
 `curl -X PUT http://127.0.0.1:43273/squares/7` (a route of the extension's own).

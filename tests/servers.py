@@ -29,8 +29,13 @@ class ServerProcess:
         port: int | None = None,
         cwd: Path | None = None,
         log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        self.port = port or free_port()
+        """`env`: more environment variables; with GEARJOBS_PORT among them, the port goes to
+        the server that way instead of as `--port`."""
+        self.env = env or {}
+        given = int(self.env["GEARJOBS_PORT"]) if "GEARJOBS_PORT" in self.env else port
+        self.port: int = given or free_port()
         self.args = args
         self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,13 +50,12 @@ class ServerProcess:
             "-m",
             "gearjobs.cli",
             "serve",
-            "--port",
-            str(self.port),
+            *([] if "GEARJOBS_PORT" in self.env else ["--port", str(self.port)]),
             "--log-level",
             "warning",
             *self.args,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env=env

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gearjobs.cli import main
+from gearjobs.cli._main import serve
 from gearjobs.cli._output import TerminalResponse
 from gearjobs.jobs import RequestIdentifier, ResponseSuccess
 from gearjobs.store import SQLiteStore
@@ -158,10 +159,19 @@ def test_events_with_progress_show_a_bar_on_a_terminal() -> None:
     assert '{"note": "no progress here"}' in text
 
 
-def test_serve_refuses_a_public_address_without_a_token_file() -> None:
-    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "1"])
-    assert result.exit_code == 2
-    assert "without a token file" in result.output
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "gearjobs.example"])
+def test_serve_refuses_a_public_address_without_a_token_file(host: str) -> None:
+    # A process of its own with a deadline: a server that started anyway fails the test
+    # instead of serving on that address until the suite is killed.
+    command = [sys.executable, "-m", "gearjobs.cli", "serve", "--host", host]
+    result = subprocess.run(
+        [*command, "--port", str(free_port()), "--store", "memory://"],
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert b"without a token file" in result.stderr
 
 
 def test_serve_stops_at_a_malformed_token_file_with_its_line_number(tmp_path: Path) -> None:
@@ -188,9 +198,12 @@ def test_a_token_file_names_users_and_the_cli_sends_a_token(tmp_path: Path) -> N
 
 
 def test_a_users_own_jobs_and_routes_load_with_app(tmp_path: Path) -> None:
+    # The command the example's docstring gives, so that the two cannot drift apart.
+    shown = re.search(r"gearjobs serve --app (\S+)", (REPO / "examples/custom_jobs.py").read_text())
+    assert shown is not None
     with ServerProcess(
         "--app",
-        "examples.custom_jobs:extensions",
+        shown.group(1),
         "--store",
         "memory://",
         cwd=REPO,
@@ -198,6 +211,8 @@ def test_a_users_own_jobs_and_routes_load_with_app(tmp_path: Path) -> None:
     ) as s:
         code, out, _ = gearjobs(s, "run", "greet", '{"name": "Ada"}')
         assert (code, json.loads(out)) == (0, {"greeting": "Hello, Ada!"})
+        code, out, _ = gearjobs(s, "run", "slow-square", '{"n": 7}')
+        assert (code, json.loads(out)) == (0, {"n": 7, "square": 49})
         ident = str(RequestIdentifier.new())
         first = httpx.put(f"{s.url}/squares/7", headers={"X-Request-Id": ident})
         again = httpx.put(f"{s.url}/squares/7", headers={"X-Request-Id": ident})
@@ -288,3 +303,20 @@ def test_ctrl_c_during_run_names_the_job_that_goes_on(
     assert hint is not None, err
     code, out, _ = gearjobs(server, "attach", hint.group(1).decode())
     assert (code, out) == (0, "tick 1\ntick 2\ntick 3\n")
+
+
+def test_serve_reads_its_options_from_the_environment_and_keeps_its_file_here(
+    tmp_path: Path,
+) -> None:
+    """GEARJOBS_<NAME> for an option; without --store, `gearjobs.db` in the current directory."""
+    env = {"GEARJOBS_PORT": str(free_port()), "GEARJOBS_EXAMPLES": "1"}
+    with ServerProcess(cwd=tmp_path, env=env) as s:
+        assert s.url.endswith(env["GEARJOBS_PORT"])
+        code, out, _ = gearjobs(s, "run", "echo", '{"here": true}')
+        assert (code, json.loads(out)) == (0, {"echo": {"here": True}})
+        assert (tmp_path / "gearjobs.db").exists()
+
+
+def test_serve_listens_on_43273_unless_told_otherwise() -> None:
+    port = next(p for p in serve.params if p.name == "port")
+    assert port.default == 43273

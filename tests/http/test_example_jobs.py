@@ -3,6 +3,9 @@
 import httpx
 import pytest
 
+from gearjobs.examples import example_jobs
+from gearjobs.jobs import ANONYMOUS, JobContext, JobRequest, RequestIdentifier, is_fast
+
 
 @pytest.mark.parametrize(
     ("name", "params", "parameter"),
@@ -56,3 +59,23 @@ async def test_tally_counts_and_peeks(client: httpx.AsyncClient) -> None:
         assert r.json() == {"key": "t", "value": expected, "node": "test-node"}
     peek = await client.post("/jobs/tally", json={"key": "t", "peek": True})
     assert peek.json()["value"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "fast", "defaults"),
+    [
+        ("echo", True, {}),
+        ("sleep", False, {"seconds": 1, "lines": 1}),
+        ("count", False, {"to": 10, "delay": 0.1}),
+        ("fail", True, {}),
+        ("tally", True, {}),
+    ],
+)
+def test_each_example_is_fast_or_slow_and_has_the_documented_defaults(
+    name: str, fast: bool, defaults: dict[str, float]
+) -> None:
+    params = {"code": "error"} if name == "fail" else {"key": "k"} if name == "tally" else {}
+    context = JobContext(RequestIdentifier.new(), ANONYMOUS)
+    job = example_jobs(node="n").job_for(JobRequest(name, params, context))
+    assert is_fast(job) is fast
+    assert {attr: getattr(job, attr) for attr in defaults} == defaults

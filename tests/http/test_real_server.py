@@ -12,6 +12,7 @@ import pytest
 from gearjobs.jobs import RequestIdentifier
 
 from ..servers import ServerProcess
+from .sse import SseEvent, parse_sse
 
 NDJSON = {"Accept": "application/x-ndjson"}
 
@@ -24,7 +25,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 async def test_500_concurrent_tallies_with_one_id_add_one(server: ServerProcess) -> None:
     ident = str(RequestIdentifier.new())
-    limits = httpx.Limits(max_connections=100)
+    limits = httpx.Limits(max_connections=500)  # all 500 in flight at once
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
         before = await client.post("/jobs/tally", json={"key": "storm", "peek": True})
         assert before.json()["value"] == 0
@@ -155,3 +156,40 @@ def test_after_kill_9_finished_jobs_replay_and_running_ones_are_lost_then_rerun(
         record = httpx.get(f"{second.url}/jobs/{running_id}").json()
         assert record["run"] == 2
         assert record["state"] in ("queued", "running")
+
+
+async def test_server_sent_events_resume_after_last_event_id_while_the_job_runs(
+    server: ServerProcess,
+) -> None:
+    """A client that lost its connection resumes with the id of the last event it saw: the
+    stream goes on from the next entry, live, with no gap and no repeat, to its end."""
+    ident = str(RequestIdentifier.new())
+    body = {"to": 40, "delay": 0.05}
+    sse = {"X-Request-Id": ident, "Accept": "text/event-stream"}
+    seen: list[SseEvent] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        async with client.stream("POST", "/jobs/count", json=body, headers=sse) as answer:
+            text = ""
+            async for piece in answer.aiter_text():
+                text += piece
+                if text.count("\n\n") >= 5:  # the head and four events: then the line drops
+                    break
+        seen = parse_sse(text[: text.rindex("\n\n") + 2])
+        last = seen[-1].id
+        resumed: list[SseEvent] = []
+        async with client.stream(
+            "GET", f"/jobs/{ident}/output", headers={**sse, "Last-Event-ID": str(last)}
+        ) as again:
+            assert again.status_code == 200
+            text = ""
+            async for piece in again.aiter_text():
+                text += piece
+                if not resumed and "\n\n" in text:
+                    resumed = parse_sse(text[: text.index("\n\n") + 2])
+                    record = (await client.get(f"/jobs/{ident}")).json()
+                    assert record["state"] == "running", "resumed while the job still ran"
+        resumed = parse_sse(text)
+    assert [e.id for e in resumed] == list(range(last + 1, last + 1 + len(resumed)))
+    events = [json.loads(e.data)["n"] for e in [*seen, *resumed] if e.event == "event"]
+    assert events == list(range(1, 41))
+    assert resumed[-1].event == "end"
