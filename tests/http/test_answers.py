@@ -72,6 +72,9 @@ async def test_text_plain_renders_a_flat_object_as_a_table(client: httpx.AsyncCl
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     assert r.text == "NAME   VALUE\nkey    t\nvalue  1\nnode   test-node\n"
+    ident = r.headers["x-request-id"]
+    output = await client.get(f"/jobs/{ident}/output", headers={"Accept": "text/plain"})
+    assert (output.status_code, output.text) == (200, r.text)  # a join is negotiated alike
 
 
 async def test_text_plain_renders_a_list_of_flat_objects_as_rows(client: httpx.AsyncClient) -> None:

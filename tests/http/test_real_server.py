@@ -53,6 +53,8 @@ async def test_a_joiner_gets_the_whole_stream_and_dropping_the_first_client_keep
         first.stream("POST", "/jobs/count", json=body, headers=headers) as answer,
     ):
         assert answer.status_code == 202
+        assert answer.headers["transfer-encoding"] == "chunked"
+        assert answer.headers["content-type"] == "application/x-ndjson"
         lines = answer.aiter_lines()
         assert json.loads(await anext(lines))["n"] == 1
     # The first client hung up after one event, and closed its connection.
