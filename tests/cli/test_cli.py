@@ -4,6 +4,7 @@ import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -320,3 +321,27 @@ def test_serve_reads_its_options_from_the_environment_and_keeps_its_file_here(
 def test_serve_listens_on_43273_unless_told_otherwise() -> None:
     port = next(p for p in serve.params if p.name == "port")
     assert port.default == 43273
+
+
+def test_ctrl_c_before_the_server_answered_does_not_claim_the_job_goes_on() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # takes requests, answers none
+        port = mute.getsockname()[1]
+        params = [sys.executable, "-m", "gearjobs.cli", "run", "echo", "{}", "--id", "0" * 32]
+        watcher = subprocess.Popen(
+            [*params, "--server", f"http://127.0.0.1:{port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        try:
+            mute.settimeout(30)
+            connection, _ = mute.accept()
+            with connection:
+                connection.settimeout(30)
+                assert connection.recv(65536).startswith(b"POST /jobs/echo")
+                watcher.send_signal(signal.SIGINT)
+                _, err = watcher.communicate(timeout=30)
+        finally:
+            watcher.kill()
+    assert watcher.returncode == 130
+    assert b"no answer yet" in err and b"goes on" not in err

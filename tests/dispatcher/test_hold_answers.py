@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ import pytest
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.jobs import ClientResponse, RequestIdentifier, SimpleError
 from gearjobs.jobs import ResponseFailure as F
-from gearjobs.store import Chunk, JobKey, JobState, SQLiteStore, Succeeded
+from gearjobs.store import Chunk, JobKey, JobState, RedisStore, SQLiteStore, Succeeded
 
-from .helpers import DataJob, StreamJob
+from ..redis_server import RedisServer
+from .helpers import DataJob, Gate, StreamJob
+from .test_once_per_id import Refusing
 from .test_queues import HeldStore, RefusingStore
 
 
@@ -105,3 +108,70 @@ async def test_with_sqlite_every_held_answer_is_in_the_file_when_it_is_given(
             assert written == (20 if hold else 0)
     finally:
         await store.close()
+
+
+async def test_while_its_answer_is_held_a_job_still_reads_as_running() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store, hold_answers=True) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)
+        ident = RequestIdentifier.new()
+        key = JobKey("anonymous", ident)
+        handle = await dispatcher.dispatch(ident, DataJob("kept"))
+        await asyncio.wait_for(store.asked.wait(), 10)
+        live = await dispatcher.get(key)
+        assert live is not None
+        assert (live.state, live.finished_at, live.success) == (JobState.RUNNING, None, None)
+        store.release()
+        await handle
+        done = await dispatcher.get(key)
+        assert done is not None and done.state is JobState.SUCCEEDED
+
+
+async def test_a_join_asking_for_a_rerun_of_a_held_job_waits_for_its_write_and_reruns() -> None:
+    store = HeldStore()
+    async with Dispatcher(store=store, hold_answers=True) as dispatcher:
+        asyncio.get_running_loop().call_later(30, store.release)
+        ident = RequestIdentifier.new()
+        first = Refusing()
+        handle = await dispatcher.dispatch(ident, first)
+        await asyncio.wait_for(store.asked.wait(), 10)
+        second = Refusing()
+        joining = asyncio.ensure_future(dispatcher.dispatch(ident, second))
+        await asyncio.sleep(0)
+        store.release()
+        rerun = await asyncio.wait_for(joining, 10)
+        await handle
+        await rerun
+        assert second.consulted == [(first, True)], "consulted as finished"
+        assert (first.runs, second.runs) == (1, 1)
+
+
+async def test_on_redis_a_held_answer_is_not_given_when_the_job_was_marked_lost_meanwhile(
+    redis_server: RedisServer,
+) -> None:
+    """Another node marked the job lost (its lease ran out, say while Redis was away): the
+    final write is refused, and the clients get the lost answer, not one the store lacks."""
+    prefix = f"h{uuid.uuid4().hex[:12]}"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    other = RedisStore(redis_server.url, prefix=prefix)
+    try:
+        async with Dispatcher(store=store, hold_answers=True, node="a") as dispatcher:
+            gate = Gate()
+            ident, job = RequestIdentifier.new(), DataJob("never given", gate)
+            response = ClientResponse()
+            handle = await dispatcher.dispatch(ident, job, response)
+            await asyncio.wait_for(job.started.wait(), 10)
+            await other.recover("a", 5.0)  # node a is declared gone: its job is lost
+            gate.open()
+            await asyncio.wait_for(handle.wait(), 10)
+            assert response.failed and response.data is None
+            assert response.error is not None
+            assert response.error.response_failure() is F.UNAVAILABLE
+            stored = await other.get(JobKey("anonymous", ident))
+            assert stored is not None and stored.state is JobState.LOST
+            again = ClientResponse()
+            await asyncio.wait_for(await dispatcher.dispatch(ident, job, again), 10)
+            assert again.data == "never given" and job.runs == 2
+    finally:
+        await store.close()
+        await other.close()

@@ -20,6 +20,7 @@ from gearjobs.store import (
     RedisStore,
     StoreUnavailable,
     Succeeded,
+    WriteRefused,
     redacted,
     store_from_url,
 )
@@ -110,7 +111,8 @@ async def test_a_stale_node_cannot_write_over_a_later_run(
     await b.claim(newer)
     rec.state = JobState.SUCCEEDED
     rec.finished_at = 6.0
-    await a.finish(rec, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, "stale")])
+    with pytest.raises(WriteRefused, match="marked lost, or claimed again"):
+        await a.finish(rec, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, "stale")])
     record = await b.get(rec.key)
     assert record is not None and record.run == 2 and record.node == "b"
     assert await b.read(rec.key) == []
@@ -132,7 +134,8 @@ async def test_a_late_update_or_append_does_not_change_a_finished_job(
     answer: list[Entry] = [Succeeded(ResponseSuccess.OK, Body.DATA, {}, "done")]
     await a.finish(rec, answer, start=0)
     await a.update(late)
-    await a.append(rec.key, [Chunk(b"late")], start=0)
+    with pytest.raises(WriteRefused):
+        await a.append(rec.key, [Chunk(b"late")], start=0)
     record = await b.get(rec.key)
     assert record is not None and record.state is JobState.SUCCEEDED
     assert await b.read(rec.key) == answer

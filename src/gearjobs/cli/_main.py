@@ -431,11 +431,11 @@ def run(
         except ServerUnreachable as exc:
             _unreachable(exc)
         except KeyboardInterrupt:  # the job goes on: say how to see it again
-            click.echo(
-                f"\ngearjobs: stopped watching; job {shown} goes on "
-                f"(gearjobs attach {shown}, gearjobs status {shown})",
-                err=True,
-            )
+            if response.kind is not None:  # the server had answered: the job is there
+                said = f"job {shown} goes on (gearjobs attach {shown}, gearjobs status {shown})"
+            else:
+                said = f"no answer yet; if the server took job {shown}, gearjobs status {shown}"
+            click.echo(f"\ngearjobs: stopped watching; {said}", err=True)
             sys.exit(130)
 
 

@@ -48,6 +48,7 @@ from gearjobs.store import (
     MemoryStore,
     Store,
     Succeeded,
+    WriteRefused,
     is_terminal,
     lost_entry,
 )
@@ -420,8 +421,9 @@ class Dispatcher:
     ) -> JobHandle:
         if run.record.fingerprint != fingerprint:
             raise ERR_MISMATCH
-        if _consult(job, run.job, run.journal.done) is JoinAction.RERUN:
-            if not run.journal.done:
+        done = run.journal.done or run.held is not None  # held: finished, being written
+        if _consult(job, run.job, done) is JoinAction.RERUN:
+            if not done:
                 raise ERR_STILL_RUNNING
             await run.settled_event().wait()
             record = await self.store.get(run.record.key)
@@ -655,7 +657,8 @@ class Dispatcher:
         """
         run.write_failures += 1
         key = run.record.key
-        permanent = isinstance(exc, EntryNotJSON)  # the same entries fail the same way
+        # The same entries fail the same way; a record that is no longer this run's stays so.
+        permanent = isinstance(exc, EntryNotJSON | WriteRefused)
         if self._closing or permanent or run.write_failures >= self.WRITE_TRIES:
             logger.error("could not record the answer of job %s; given up", key, exc_info=exc)
             return False
@@ -711,7 +714,7 @@ class Dispatcher:
         """The record of a job: this node's live view while it runs here, else the store's."""
         run = self._active.get(key)
         if run is not None:
-            return run.record
+            return _live_view(run)
         return await self.store.get(key)
 
     async def list_records(
@@ -740,7 +743,7 @@ class Dispatcher:
         for record in records:
             run = active.get(record.key)
             if run is not None:
-                record = run.record.copy()
+                record = _live_view(run).copy()
                 if state is not None and record.state is not state:
                     continue
             shown.append(record)
@@ -851,3 +854,16 @@ def _unwritten(run: _Run) -> Sequence[Entry]:
     flushed = run.flushed
     part = entries[flushed:] if flushed else entries
     return part if run.held is None else [*part, run.held]
+
+
+def _live_view(run: _Run) -> JobRecord:
+    """The record of a job that this node runs, as clients may see it: while its answer is
+    held for the store (`hold_answers`), still running, since nobody has that answer yet."""
+    record = run.record
+    if run.held is None:
+        return record
+    shown = record.copy()
+    shown.state = JobState.RUNNING
+    shown.finished_at = None
+    shown.success = shown.body = shown.failure = None
+    return shown

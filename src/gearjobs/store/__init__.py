@@ -1,6 +1,13 @@
 """Stores: where job records and journals live (memory, SQLite, Redis)."""
 
-from gearjobs.store._base import LOST_MESSAGE, ClaimResult, Store, StoreUnavailable, lost_entry
+from gearjobs.store._base import (
+    LOST_MESSAGE,
+    ClaimResult,
+    Store,
+    StoreUnavailable,
+    WriteRefused,
+    lost_entry,
+)
 from gearjobs.store._codec import EntryNotJSON, decode_entry, encode_entry
 from gearjobs.store._memory import MemoryStore
 from gearjobs.store._records import (
@@ -40,6 +47,7 @@ __all__ = (
     "SQLiteStore",
     "Store",
     "StoreUnavailable",
+    "WriteRefused",
     "Succeeded",
     "decode_entry",
     "encode_entry",

@@ -17,6 +17,7 @@ __all__ = (
     "ClaimResult",
     "Store",
     "StoreUnavailable",
+    "WriteRefused",
     "lost_entry",
     "not_yet_written",
 )
@@ -47,11 +48,17 @@ def not_yet_written(entries: Sequence[E], start: int | None, length: int) -> Seq
     if start is None or start == length:
         return entries
     if start > length:
-        raise StoreUnavailable(
+        raise WriteRefused(
             f"the journal holds {length} entries, and these were to go at position {start}: "
             "an earlier write is missing"
         )
     return entries[length - start :]
+
+
+class WriteRefused(StoreUnavailable):
+    """The store refused a job's write for good: the record was marked lost or claimed again
+    (another run owns it now), or the entries would leave a gap in its journal. Trying the
+    same write again cannot help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +154,7 @@ class Store(abc.ABC):
         not learn (a store that stopped answering) may still have been made; the caller then
         sends the same entries again from the same position, and those already in the journal
         are not written twice. A `start` past the end of the journal (a gap: an earlier write
-        is missing) is refused with StoreUnavailable. Without `start`, the entries go at the end.
+        is missing) is refused with WriteRefused. Without `start`, the entries go at the end.
         """
 
     @abc.abstractmethod

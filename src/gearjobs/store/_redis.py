@@ -30,7 +30,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
-from gearjobs.store._base import CLAIMED, ClaimResult, Store, StoreUnavailable, lost_entry
+from gearjobs.store._base import (
+    CLAIMED,
+    ClaimResult,
+    Store,
+    StoreUnavailable,
+    WriteRefused,
+    lost_entry,
+)
 from gearjobs.store._codec import decode_entry, encode_entry
 from gearjobs.store._records import (
     Body,
@@ -207,6 +214,11 @@ return 1
 
 GAP = -2
 """The answer of APPEND and FINISH to entries that were to go past the journal's end."""
+SUPERSEDED = -1
+"""The answer of APPEND and FINISH when the record is no longer this run's to write."""
+_APPEND_WHAT = "append to a journal"
+_FINISH_WHAT = "record an answer"
+_RUN_WRITES = (_APPEND_WHAT, _FINISH_WHAT)
 
 
 def _fail(calls: list[_ScriptCall], exc: BaseException) -> None:
@@ -231,9 +243,16 @@ def _answer(call: _ScriptCall, reply: Any) -> None:
         future.set_exception(StoreUnavailable(f"the job store (Redis) failed to {what}: {reply}"))
     elif reply == GAP:
         future.set_exception(
-            StoreUnavailable(
+            WriteRefused(
                 f"the job store (Redis) refused to {what}: the entries were to go past the end "
                 "of the journal (an earlier write is missing)"
+            )
+        )
+    elif reply == SUPERSEDED and what in _RUN_WRITES:
+        future.set_exception(
+            WriteRefused(
+                f"the job store (Redis) refused to {what}: the job was marked lost, or claimed "
+                "again, meanwhile (this run's lease ran out)"
             )
         )
     else:
@@ -260,13 +279,6 @@ def _script_connection(url: str, reply_timeout: float = 5.0) -> RespConnection |
         password=options.get("password"),
         reply_timeout=reply_timeout,
     )
-
-
-def _check_finished(key: JobKey, written: asyncio.Future[Any]) -> None:
-    if not written.cancelled() and written.exception() is None and int(written.result()) < 0:
-        logger.warning(
-            "job %s was marked lost or claimed again elsewhere; this run's answer is dropped", key
-        )
 
 
 def _member(key: JobKey) -> str:
@@ -641,7 +653,7 @@ class RedisStore(Store):
         for entry in entries:
             flat += list(encode_entry(entry))
         await self._eval(
-            self._append, [self._k("rec", key), self._k("jnl", key)], flat, "append to a journal"
+            self._append, [self._k("rec", key), self._k("jnl", key)], flat, _APPEND_WHAT
         )
 
     async def finish(
@@ -671,9 +683,7 @@ class RedisStore(Store):
         for entry in entries:
             args += list(encode_entry(entry))
         keys = self._job_keys(member, "finished")
-        written = self._eval(self._finish, keys, args, "record an answer")
-        written.add_done_callback(functools.partial(_check_finished, key))
-        return written
+        return self._eval(self._finish, keys, args, _FINISH_WHAT)
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._call(
