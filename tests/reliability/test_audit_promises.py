@@ -129,6 +129,19 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def leave_queued(url: str, ident: str) -> None:
+    """POST a ledger job under `ident` to a server whose slow workers are all busy, and hang
+    up before its answer (which would come once it starts): the job stays queued."""
+    with contextlib.suppress(httpx.ReadTimeout):
+        httpx.post(
+            f"{url}/jobs/ledger",
+            json={"seconds": 0, "lines": 1},
+            headers={"X-Request-Id": ident},
+            timeout=httpx.Timeout(5, read=0.3),
+        )
+    assert record(url, ident)["state"] == "queued"
+
+
 def record(url: str, ident: str, **kw: Any) -> dict[str, Any]:
     r = httpx.get(f"{url}/jobs/{ident}", timeout=10, **kw)
     assert r.status_code == 200, (r.status_code, r.text)
@@ -272,14 +285,7 @@ def test_kill_9_while_streams_run_replays_finished_answers_with_their_headers_an
         assert started.status_code == 204
         wait_until(lambda: ledger(folder)[("start", running)] == 1, "the ledger job's start")
         queued = new_id()
-        with contextlib.suppress(httpx.ReadTimeout):
-            httpx.post(
-                f"{first.url}/jobs/ledger",
-                json={"seconds": 0, "lines": 1},
-                headers={"X-Request-Id": queued},
-                timeout=httpx.Timeout(5, read=0.3),
-            )
-        assert record(first.url, queued)["state"] == "queued"
+        leave_queued(first.url, queued)
         assert httpx.get(f"{first.url}/jobs").status_code == 200  # waits for the writes
         first.kill()
         assert count_stream.ended.wait(30)
@@ -408,14 +414,7 @@ def closing(tmp_path_factory: pytest.TempPathFactory) -> Closing:
             lambda: all(ledger(folder)[("start", i)] == 1 for i in (short, long, detached)),
             "three slow jobs running",
         )
-        with contextlib.suppress(httpx.ReadTimeout):
-            httpx.post(
-                f"{server.url}/jobs/ledger",
-                json={"seconds": 0, "lines": 1},
-                headers={"X-Request-Id": queued},
-                timeout=httpx.Timeout(5, read=0.3),
-            )
-        assert record(server.url, queued)["state"] == "queued"
+        leave_queued(server.url, queued)
         assert server.process is not None
         signalled_at = time.time()
         start = time.monotonic()
@@ -1125,9 +1124,16 @@ def test_kill_9_during_a_flood_of_fast_jobs_keeps_every_answer_given_when_held(
     """The issue: "finished jobs are replayed ... after kill -9". With --hold-answers, no
     answer goes out before its write: every id answered before the kill repeats its answer
     after the restart, and none of them runs again."""
+    kill_9_during_a_flood(tmp_path, "--hold-answers")
+
+
+def kill_9_during_a_flood(tmp_path: Path, *options: str) -> None:
+    """Flood a server (20 connections, a new id a request) with fast jobs, `kill -9` it, and
+    check that every id answered before the kill repeats its answer after a restart and that
+    none of them ran to completion twice."""
     folder = app_dir(tmp_path)
     store = f"sqlite:///{folder / 'jobs.db'}"
-    args = ("--app", "audit_jobs:jobs", "--store", store, "--hold-answers")
+    args = ("--app", "audit_jobs:jobs", "--store", store, *options)
     answered: dict[str, tuple[int, bytes]] = {}
     with ServerProcess(*args, cwd=folder) as first:
         port = first.port
