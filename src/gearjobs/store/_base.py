@@ -39,12 +39,18 @@ class StoreUnavailable(SimpleError):
         super().__init__(ResponseFailure.UNAVAILABLE, reason)
 
 
+class WriteRefused(StoreUnavailable):
+    """The store refused a job's write for good: the record was marked lost or claimed again
+    (another run owns it now), or the entries would leave a gap in its journal. Trying the
+    same write again cannot help."""
+
+
 E = TypeVar("E")
 
 
 def not_yet_written(entries: Sequence[E], start: int | None, length: int) -> Sequence[E]:
     """The part of `entries` (to go at journal position `start`) that a journal of `length`
-    entries does not hold yet: all of them without `start`; StoreUnavailable for a gap."""
+    entries does not hold yet: all of them without `start`; WriteRefused for a gap."""
     if start is None or start == length:
         return entries
     if start > length:
@@ -53,12 +59,6 @@ def not_yet_written(entries: Sequence[E], start: int | None, length: int) -> Seq
             "an earlier write is missing"
         )
     return entries[length - start :]
-
-
-class WriteRefused(StoreUnavailable):
-    """The store refused a job's write for good: the record was marked lost or claimed again
-    (another run owns it now), or the entries would leave a gap in its journal. Trying the
-    same write again cannot help."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,11 +93,8 @@ class MemoryStore(Store):
         self._append(_key(key), entries, start)
 
     def _append(self, key: tuple[str, str], entries: Sequence[Entry], start: int | None) -> None:
-        journal = self._journals.get(key)
-        if not journal:
-            self._journals[key] = _encode(not_yet_written(entries, start, 0))
-        else:
-            self._journals[key] = journal + _encode(not_yet_written(entries, start, len(journal)))
+        journal = self._journals.get(key, ())
+        self._journals[key] = journal + _encode(not_yet_written(entries, start, len(journal)))
 
     async def finish(
         self, record: JobRecord, entries: Sequence[Entry], *, start: int | None = None

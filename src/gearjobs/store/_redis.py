@@ -90,12 +90,13 @@ return {'__claimed__', tostring(run)}
 # A write whose reply never came (Redis hung) may have run, and the caller then sends the same
 # entries from the same position again: those the journal holds already are skipped, so each
 # entry is written once whatever the number of tries. A position past the end (an earlier
-# write is missing) writes nothing and answers -2.
+# write is missing) writes nothing and answers -2; a record that is no longer this run's to
+# write (another run, or its end already written or marked lost) answers -3.
 APPEND = """
 local rec, jnl = KEYS[1], KEYS[2]
-if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -1 end
+if redis.call('HGET', rec, 'run') ~= ARGV[1] then return -3 end
 local state = redis.call('HGET', rec, 'state')
-if state ~= 'queued' and state ~= 'running' then return -1 end
+if state ~= 'queued' and state ~= 'running' then return -3 end
 local n = redis.call('XLEN', jnl)
 local skip = 0
 if ARGV[2] ~= '' then
@@ -113,11 +114,11 @@ FINISH = """
 local rec, jnl, remembered, active, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, run, retention_ms, finished_at, node, nfields, start =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
-if redis.call('HGET', rec, 'run') ~= run then return -1 end
+if redis.call('HGET', rec, 'run') ~= run then return -3 end
 -- Marked lost by another node (this one stopped renewing its lease): the run is over, and
 -- a retry runs the job again; writing the end now would leave a finished record whose
 -- journal ends with the lost marker.
-if redis.call('HGET', rec, 'state') == 'lost' then return -1 end
+if redis.call('HGET', rec, 'state') == 'lost' then return -3 end
 local n = redis.call('XLEN', jnl)
 local skip = 0
 if start ~= '' then
@@ -214,11 +215,8 @@ return 1
 
 GAP = -2
 """The answer of APPEND and FINISH to entries that were to go past the journal's end."""
-SUPERSEDED = -1
+SUPERSEDED = -3
 """The answer of APPEND and FINISH when the record is no longer this run's to write."""
-_APPEND_WHAT = "append to a journal"
-_FINISH_WHAT = "record an answer"
-_RUN_WRITES = (_APPEND_WHAT, _FINISH_WHAT)
 
 
 def _fail(calls: list[_ScriptCall], exc: BaseException) -> None:
@@ -248,7 +246,7 @@ def _answer(call: _ScriptCall, reply: Any) -> None:
                 "of the journal (an earlier write is missing)"
             )
         )
-    elif reply == SUPERSEDED and what in _RUN_WRITES:
+    elif reply == SUPERSEDED:
         future.set_exception(
             WriteRefused(
                 f"the job store (Redis) refused to {what}: the job was marked lost, or claimed "
@@ -653,7 +651,7 @@ class RedisStore(Store):
         for entry in entries:
             flat += list(encode_entry(entry))
         await self._eval(
-            self._append, [self._k("rec", key), self._k("jnl", key)], flat, _APPEND_WHAT
+            self._append, [self._k("rec", key), self._k("jnl", key)], flat, "append to a journal"
         )
 
     async def finish(
@@ -683,7 +681,7 @@ class RedisStore(Store):
         for entry in entries:
             args += list(encode_entry(entry))
         keys = self._job_keys(member, "finished")
-        return self._eval(self._finish, keys, args, _FINISH_WHAT)
+        return self._eval(self._finish, keys, args, "record an answer")
 
     async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
         rows = await self._call(
