@@ -81,3 +81,37 @@ async def test_ids_in_paths_accept_the_three_forms(client: httpx.AsyncClient) ->
     r = await client.get("/jobs/not-an-id")
     assert r.status_code == 400
     assert r.json()["message"] == MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("GET", "/jobs", {}, None, 200),
+        ("GET", "/jobs?limit=abc", {}, None, 400),
+        ("GET", "/jobs?state=bogus", {}, None, 400),
+        ("GET", "/jobs?cursor=zz", {}, None, 400),
+        ("POST", "/jobs/echo", {"X-Request-Id": "0" * 32, "Idempotency-Key": "k"}, b"{}", 400),
+        ("POST", "/jobs/echo", {"Idempotency-Key": "\x01"}, b"{}", 400),
+        ("POST", "/jobs/echo", {"X-Request-Id": "bad"}, b"{}", 400),
+        ("POST", "/jobs/no-such-job", {}, b"{}", 404),
+        ("POST", "/jobs/echo", {}, b"[1]", 400),
+        ("POST", "/jobs/echo", {"Accept": "image/png"}, b"{}", 406),
+        ("GET", "/jobs/bad", {}, None, 400),
+        ("GET", "/jobs/bad/output", {}, None, 400),
+        ("DELETE", "/jobs/echo", {}, None, 405),
+    ],
+)
+async def test_every_answer_of_a_jobs_route_carries_a_request_id(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    status: int,
+) -> None:
+    """API.md: "Every response of a `/jobs…` route carries `X-Request-Id` (the 22-character
+    form)"; one that names no job (a listing, a refusal before the id was read) a new one."""
+    r = await client.request(method, path, headers=headers, content=body)
+    assert r.status_code == status
+    carried = r.headers.get("X-Request-Id")
+    assert carried is not None and str(RequestIdentifier.parse(carried)) == carried

@@ -395,7 +395,7 @@ class _Api:
         if len(records) == limit:
             last = records[-1]
             body["cursor"] = _make_cursor(last.created_at, str(last.key.id))
-        return JSONResponse(body)
+        return _with_request_id(JSONResponse(body))
 
     async def stats(self, request: Request) -> Response:
         self.user(request)
@@ -421,8 +421,18 @@ def _refused(exc: Refused | JobError) -> Response:
     """The answer to a request stopped by `exc`: a refusal's own, or a JobError's (for
     example StoreUnavailable: 503 with Retry-After)."""
     if isinstance(exc, Refused):
-        return exc.response
-    return error_response(exc.response_failure(), exc.message, exc.response_data())
+        return _with_request_id(exc.response)
+    return _with_request_id(
+        error_response(exc.response_failure(), exc.message, exc.response_data())
+    )
+
+
+def _with_request_id(response: Response) -> Response:
+    """`response`, carrying X-Request-Id as every answer of a `/jobs…` route does: one that
+    names no job (a listing, a request refused before its id was read) gets a new id."""
+    if "x-request-id" not in response.headers:
+        response.headers["X-Request-Id"] = str(RequestIdentifier.new())
+    return response
 
 
 def _job_error(exc: JobError, headers: dict[str, str]) -> Response:
@@ -641,9 +651,10 @@ def create_app(
             if exc.status_code == 404
             else (ResponseFailure.INVALID_REQUEST)
         )
-        return error_response(
+        refused = error_response(
             failure, str(exc.detail), status=exc.status_code, headers=exc.headers or {}
         )
+        return _with_request_id(refused) if request.url.path.startswith("/jobs") else refused
 
     async def server_error(request: Request, exc: Exception) -> Response:
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
