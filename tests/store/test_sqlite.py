@@ -235,6 +235,48 @@ async def test_a_file_of_the_second_schema_replays_its_answers_after_the_copy(
     assert columns[0] == "key"
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"user": "u"},
+        {"state": JobState.RUNNING},
+        {"state": JobState.SUCCEEDED, "name": "echo"},
+        {"user": "u", "before": (5.0, "abc")},
+    ],
+    ids=["all", "user", "running", "state-and-name", "user-and-cursor"],
+)
+async def test_the_listing_reads_an_index_backwards_instead_of_sorting_the_records(
+    tmp_path: Path, query: dict[str, Any]
+) -> None:
+    # The listing, newest first, stops at its limit instead of sorting every record kept.
+    # A file made with the index of before (`jobs_created`, which the listing did not use)
+    # gets the new one.
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    await store.open()  # makes the file; then the index becomes the old one
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "DROP INDEX jobs_listed; CREATE INDEX jobs_created ON jobs (created_at DESC, id DESC);"
+        )
+    db.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        statements: list[str] = []
+        store.db.set_trace_callback(statements.append)  # the SQL with its values in place
+        await store.list_records(limit=3, **query)
+        store.db.set_trace_callback(None)
+        [listing] = [sql for sql in statements if sql.startswith("SELECT")]
+        plan = " ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {listing}"))
+        names = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master")}
+    finally:
+        await store.close()
+    assert "jobs_created" not in names
+    assert "USING INDEX jobs_listed" in plan and "TEMP B-TREE" not in plan, plan
+
+
 async def test_records_made_after_a_reopen_do_not_take_the_place_of_older_ones(
     tmp_path: Path,
 ) -> None:

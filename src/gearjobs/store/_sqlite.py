@@ -35,6 +35,12 @@ T = TypeVar("T")
 # keeps the key of every (user, id) of the file in memory (it is the file's only writer), so
 # a lookup by id is a lookup by key. An index on (user, id) cost more than all the rest of a
 # job's write: every insert dirtied a random page of it, and the cost grew with the file.
+# The listing (kept records, newest first) reads `jobs_listed` backwards: no sort, and it
+# stops at its limit. Before, the only index in the listing's order was `jobs_created`
+# (created_at DESC, id DESC), which SQLite passed over for `jobs_finished`, since that
+# one starts with `kept`: every listing sorted every kept record. Ascending, a new record
+# goes at the index's right-hand end, where SQLite fills a new page without rebalancing
+# its neighbours (descending, a commit of 15 jobs wrote 9.2 pages instead of 7.6).
 # Only unfinished jobs are in `jobs_unfinished` (what recovery looks for), so writing a
 # finished record does not touch it. Files of the earlier schemas (a primary key on (user,
 # id); the first one also WITHOUT ROWID, with an index on every node and state) are copied
@@ -61,7 +67,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 )"""
 SCHEMA = f"""
 {JOBS_TABLE};
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at DESC, id DESC);
+DROP INDEX IF EXISTS jobs_created;
+CREATE INDEX IF NOT EXISTS jobs_listed ON jobs (kept, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (kept, finished_at);
 DROP INDEX IF EXISTS jobs_node;
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (node) WHERE state IN ('queued', 'running');
@@ -729,7 +736,13 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
             if column not in columns:  # the first schema held every answer in `journal`
                 db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         db.execute("ALTER TABLE jobs RENAME TO jobs_before")
-        for index in ("jobs_created", "jobs_finished", "jobs_node", "jobs_unfinished"):
+        for index in (
+            "jobs_created",
+            "jobs_listed",
+            "jobs_finished",
+            "jobs_node",
+            "jobs_unfinished",
+        ):
             db.execute(f"DROP INDEX IF EXISTS {index}")
         db.execute(JOBS_TABLE)
         db.execute(
