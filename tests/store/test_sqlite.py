@@ -321,6 +321,23 @@ async def finished(store: SQLiteStore, key: JobKey, state: JobState, at: float) 
     await store.finish(record, [entry])
 
 
+async def test_a_prune_of_many_batches_remembers_exactly_the_newest_ids(tmp_path: Path) -> None:
+    # 1,300 answers past their retention, three a second (so finish times tie), and 700 ids
+    # to remember: the forgetting takes two batches of 500 and must stop at the 700 newest,
+    # ties taken in the order the jobs were first claimed.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        keys = [JobKey("u", RequestIdentifier.new()) for _ in range(1300)]
+        for i, key in enumerate(keys):
+            await finished(store, key, JobState.SUCCEEDED, float(i // 3))
+        await store.prune(now=10_000.0, retention=10.0, remember=700)
+        remembered = [await store.get(key) is not None for key in keys]
+    finally:
+        await store.close()
+    assert remembered == [False] * 600 + [True] * 700
+
+
 async def test_a_prune_that_rolls_back_leaves_every_id_it_touched_taken(tmp_path: Path) -> None:
     # The prune deletes a lost record, then fails on the next one: the transaction rolls
     # back, and the store must again know the lost record's id. Otherwise a new claim of it

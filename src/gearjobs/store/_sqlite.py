@@ -649,8 +649,11 @@ class SQLiteStore(Store):
             changed += done
             if done < PRUNE_BATCH:
                 break
-        while True:
-            done = await self._submit(self._forget_batch, remember)
+        # The newest record past the `remember` newest is found once: each batch then reads
+        # the index from its start, instead of stepping over `remember` entries again.
+        last = await self._submit(self._last_to_forget, remember)
+        while last is not None:
+            done = await self._submit(self._forget_batch, last)
             changed += done
             if done < PRUNE_BATCH:
                 break
@@ -678,12 +681,21 @@ class SQLiteStore(Store):
                 )
         return len(rows)
 
-    def _forget_batch(self, remember: int) -> int:
+    def _last_to_forget(self, remember: int) -> tuple[float, int] | None:
+        """(finished_at, key) of the newest record without its answer that is forgotten."""
+        row = self.db.execute(
+            "SELECT finished_at, key FROM jobs WHERE kept = 0 "
+            "ORDER BY finished_at DESC, key DESC LIMIT 1 OFFSET ?",
+            (remember,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _forget_batch(self, last: tuple[float, int]) -> int:
         db = self.db
         rows = db.execute(
-            "SELECT key, user, id FROM jobs WHERE kept = 0 ORDER BY finished_at DESC "
-            "LIMIT ? OFFSET ?",
-            (PRUNE_BATCH, remember),
+            "SELECT key, user, id FROM jobs WHERE kept = 0 AND (finished_at, key) <= (?, ?) "
+            "LIMIT ?",
+            (*last, PRUNE_BATCH),
         ).fetchall()
         db.executemany("DELETE FROM jobs WHERE key = ?", [(key,) for key, _, _ in rows])
         for key, user, ident in rows:
