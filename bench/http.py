@@ -1,7 +1,7 @@
 """HTTP throughput and latency of `POST /jobs/echo` against a bare Starlette endpoint.
 
     python bench/http.py [--seconds 10] [--connections 32] [--repeat 3] [--store sqlite]
-                         [--stack auto|plain]
+                         [--stack auto|plain] [--no-hold-answers]
 
 Both servers run under uvicorn with the same settings (one process, log level warning; the
 stack `auto` is uvloop and httptools, `plain` the asyncio loop and h11), on
@@ -53,7 +53,9 @@ def main() -> None:
         "(asyncio, h11)",
     )
     parser.add_argument(
-        "--hold-answers", action="store_true", help="serve gearjobs with --hold-answers"
+        "--no-hold-answers",
+        action="store_true",
+        help="serve gearjobs with --no-hold-answers (answers sent before their write)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -77,7 +79,7 @@ def main() -> None:
                 store_url,
                 workdir,
                 args.stack,
-                ["--hold-answers"] if args.hold_answers else [],
+                ["--no-hold-answers"] if args.no_hold_answers else [],
             ),
             start_bare(bare_port, args.stack),
             *helpers,
@@ -102,7 +104,9 @@ def main() -> None:
     }
     print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, median of {args.repeat}, "
-        f"gearjobs on {args.store}, uvicorn stack {args.stack} ({' '.join(STACKS[args.stack])})"
+        f"gearjobs on {args.store}"
+        f"{' with --no-hold-answers' if args.no_hold_answers else ' (answers held: the default)'}, "
+        f"uvicorn stack {args.stack} ({' '.join(STACKS[args.stack])})"
     )
     for name, (rate, p50, p99) in med.items():
         print(f"{name:>9}: {rate:8,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")

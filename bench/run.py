@@ -33,7 +33,15 @@ from contextlib import contextmanager
 import httpx
 from tests.rawhttp import post_many
 
-from bench._harness import ROOT, free_port, start_bare, start_gearjobs, start_redis, wait_ready
+from bench._harness import (
+    ROOT,
+    free_port,
+    run_wrk,
+    start_bare,
+    start_gearjobs,
+    start_redis,
+    wait_ready,
+)
 from bench.dispatch import bare_queue, dispatcher_rate, skeleton_rate, subscriber_memory
 
 PEER_PACKAGES = {  # each peer gets an environment of its own: their Redis clients disagree
@@ -181,9 +189,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     n, latency_n, repeat = (args.jobs, 200, args.repeat)
-    readers, size = 1000, 10 * 1024 * 1024
+    readers, size, wrk_seconds = 1000, 10 * 1024 * 1024, 10
     if args.smoke:
-        n, latency_n, repeat, readers, size = 20, 5, 1, 10, 1024 * 1024
+        n, latency_n, repeat, readers, size, wrk_seconds = 20, 5, 1, 10, 1024 * 1024, 1
 
     rows: dict[str, list[tuple[float, ...]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,11 +199,22 @@ def main() -> None:
         redis_port = free_port()
         redis = start_redis(redis_port, workdir)
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        ports = {"sqlite": free_port(), "redis": free_port(), "bare": free_port()}
+        ports = {
+            "sqlite": free_port(),
+            "redis": free_port(),
+            "bare": free_port(),
+            "sqlite-unheld": free_port(),
+        }
         servers = [
             start_gearjobs(ports["sqlite"], f"sqlite:///{workdir}/g.db", workdir),
             start_gearjobs(ports["redis"], f"{redis_url}?prefix=bench", workdir),
             start_bare(ports["bare"]),
+            start_gearjobs(
+                ports["sqlite-unheld"],
+                f"sqlite:///{workdir}/unheld.db",
+                workdir,
+                extra=["--no-hold-answers"],
+            ),
         ]
         try:
             for name, process in zip(ports, servers, strict=True):
@@ -205,6 +224,11 @@ def main() -> None:
                     rows.setdefault(peer, []).append(run_peer(peer, redis_url, n, latency_n))
                 for name in ("sqlite", "redis", "bare"):
                     rows.setdefault(f"http-{name}", []).append(run_http(ports[name], n, latency_n))
+                # The HTTP goals, measured as bench/http.py does; and the price of holding
+                # answers until written (the default), against --no-hold-answers.
+                for name in ("sqlite", "bare", "sqlite-unheld"):
+                    url = f"http://127.0.0.1:{ports[name]}/jobs/echo"
+                    rows.setdefault(f"wrk-{name}", []).append(run_wrk(url, wrk_seconds, 32))
                 rows.setdefault("queue", []).append(
                     (asyncio.run(bare_queue(n * 10, min(256, n), 16)),)
                 )
@@ -243,6 +267,14 @@ def main() -> None:
         rates = [r[0] for r in rows[name]]
         lats = [r[1] for r in rows[name]]
         lines.append(f"| {label} | {summary(rates)} | {statistics.median(lats):.2f} |")
+    for name, label in (
+        ("wrk-sqlite", "gearjobs, SQLite"),
+        ("wrk-sqlite-unheld", "gearjobs, SQLite, `--no-hold-answers`"),
+        ("wrk-bare", "bare Starlette"),
+    ):
+        rates = [r[0] for r in rows[name]]
+        p50 = statistics.median(r[1] for r in rows[name])
+        lines.append(f"| {label} under wrk, 32 connections | {summary(rates)} | {p50:.2f} |")
     queue_rates = summary([r[0] for r in rows["queue"]])
     dispatcher_rates = summary([r[0] for r in rows["dispatcher"]])
     skeleton_rates = summary([r[0] for r in rows["skeleton"]])
@@ -262,10 +294,24 @@ def main() -> None:
     redis_ratio = median("http-redis") / median(fastest)
     goal(f"SQLite jobs/s >= 3x the fastest peer ({fastest})", sqlite_ratio, sqlite_ratio >= 3)
     goal(f"Redis jobs/s >= 2x the fastest peer ({fastest})", redis_ratio, redis_ratio >= 2)
-    http_ratio = median("http-sqlite") / median("http-bare")
-    p50_ratio = median("http-sqlite", 1) / median("http-bare", 1)
-    goal("HTTP echo >= 0.7x bare Starlette throughput", http_ratio, http_ratio >= 0.7)
-    goal("HTTP echo p50 <= 1.5x bare Starlette", p50_ratio, p50_ratio <= 1.5)
+    # The HTTP goals are measured as bench/http.py measures them (issue 3's benchmark), under
+    # wrk. Under the Python client of the rows above, which shares the two cores with the
+    # servers, the ratio depends on the client: bare Starlette cost 41 us a request under it
+    # and 57 us under wrk, gearjobs 82 us under both (bench/RESULTS.md); it is shown, not
+    # judged.
+    http_ratio = median("wrk-sqlite") / median("wrk-bare")
+    p50_ratio = median("wrk-sqlite", 1) / median("wrk-bare", 1)
+    goal("HTTP echo >= 0.7x bare Starlette throughput (wrk)", http_ratio, http_ratio >= 0.7)
+    goal("HTTP echo p50 <= 1.5x bare Starlette (wrk)", p50_ratio, p50_ratio <= 1.5)
+    unheld_ratio = median("wrk-sqlite-unheld") / median("wrk-bare")
+    lines.append(
+        f"| (not a goal) the same with `--no-hold-answers` (answers before their write) "
+        f"| {unheld_ratio:.2f} | |"
+    )
+    client_ratio = median("http-sqlite") / median("http-bare")
+    lines.append(
+        f"| (not a goal) the same throughput ratio under the Python client | {client_ratio:.2f} | |"
+    )
     dispatch_ratio = median("dispatcher") / median("queue")
     goal("dispatcher >= 0.5x bare asyncio.Queue", dispatch_ratio, dispatch_ratio >= 0.5)
     goal(

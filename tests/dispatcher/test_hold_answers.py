@@ -19,9 +19,9 @@ from .test_once_per_id import Refusing
 from .test_queues import HeldStore, RefusingStore
 
 
-async def test_a_held_answer_goes_out_once_the_store_has_it() -> None:
+async def test_by_default_an_answer_goes_out_once_the_store_has_it() -> None:
     store = HeldStore()
-    async with Dispatcher(store=store, hold_answers=True) as dispatcher:
+    async with Dispatcher(store=store) as dispatcher:  # hold_answers=True is the default
         asyncio.get_running_loop().call_later(30, store.release)  # a failure must not hang
         ident = RequestIdentifier.new()
         response = ClientResponse()
@@ -76,9 +76,27 @@ async def test_an_answer_the_store_never_took_is_not_given_and_a_retry_runs_agai
         assert again.data == "never given" and job.runs == 2
 
 
+async def test_a_held_answer_the_store_refused_goes_out_once_a_later_try_writes_it() -> None:
+    store = RefusingStore(refusals=2)  # the first two final writes fail (a full disk)
+    async with Dispatcher(store=store) as dispatcher:
+        ident, job = RequestIdentifier.new(), DataJob("kept")
+        first, repeat = ClientResponse(), ClientResponse()
+        handle = await dispatcher.dispatch(ident, job, first)
+        joined = await dispatcher.dispatch(ident, job, repeat)
+        answered = asyncio.ensure_future(handle.wait())
+        tries_when_answered: list[int] = []  # the retries are 0.1 s apart, far more than a turn
+        answered.add_done_callback(lambda _: tries_when_answered.append(store.tries))
+        async with asyncio.timeout(10):
+            await asyncio.gather(answered, joined.wait())
+        assert tries_when_answered == [3], "the answer went out with the write that was made"
+        assert (first.data, repeat.data, job.runs) == ("kept", "kept", 1)
+        stored = await store.get(JobKey("anonymous", ident))
+        assert stored is not None and stored.state is JobState.SUCCEEDED
+
+
 async def test_without_holding_the_answer_goes_out_before_the_write() -> None:
     store = HeldStore()
-    async with Dispatcher(store=store) as dispatcher:
+    async with Dispatcher(store=store, hold_answers=False) as dispatcher:
         asyncio.get_running_loop().call_later(30, store.release)
         response = ClientResponse()
         await asyncio.wait_for(

@@ -245,7 +245,9 @@ class HeldStore(MemoryStore):
 
 async def test_a_worker_takes_the_next_job_while_the_last_answer_is_being_written() -> None:
     store = HeldStore()
-    async with Dispatcher(store=store, concurrent=1, queue_fast=2, queue_slow=2) as dispatcher:
+    async with Dispatcher(
+        store=store, concurrent=1, queue_fast=2, queue_slow=2, hold_answers=False
+    ) as dispatcher:
         asyncio.get_running_loop().call_later(30, store.release)  # a failure must not hang
         first = RequestIdentifier.new()
         await (await dispatcher.dispatch(first, DataJob("a")))
@@ -266,7 +268,9 @@ async def test_a_worker_takes_the_next_job_while_the_last_answer_is_being_writte
 
 async def test_when_the_store_falls_behind_the_workers_wait_for_it() -> None:
     store = HeldStore()
-    async with Dispatcher(store=store, concurrent=1, queue_fast=1, queue_slow=1) as dispatcher:
+    async with Dispatcher(
+        store=store, concurrent=1, queue_fast=1, queue_slow=1, hold_answers=False
+    ) as dispatcher:
         asyncio.get_running_loop().call_later(30, store.release)  # a failure must not hang
         for _ in range(2):  # the limit of answers being written: both queues' capacity
             await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("x")))
@@ -398,7 +402,7 @@ class RefusingStore(MemoryStore):
 
 async def test_an_answer_the_store_refused_is_written_again_and_repeats_get_it_meanwhile() -> None:
     store = RefusingStore(refusals=2)
-    async with Dispatcher(store=store) as dispatcher:
+    async with Dispatcher(store=store, hold_answers=False) as dispatcher:
         ident, job = RequestIdentifier.new(), DataJob("kept")
         first = ClientResponse()
         await (await dispatcher.dispatch(ident, job, first))
@@ -418,7 +422,7 @@ async def test_an_answer_the_store_refused_is_written_again_and_repeats_get_it_m
 
 async def test_a_listing_shows_a_job_whose_answer_waits_for_a_retry_as_get_does() -> None:
     store = RefusingStore(refusals=1)
-    async with Dispatcher(store=store) as dispatcher:
+    async with Dispatcher(store=store, hold_answers=False) as dispatcher:
         ident, job = RequestIdentifier.new(), DataJob("kept")
         await (await dispatcher.dispatch(ident, job, ClientResponse()))
         key = JobKey("anonymous", ident)
@@ -436,7 +440,7 @@ async def test_a_listing_shows_a_job_whose_answer_waits_for_a_retry_as_get_does(
 
 async def test_an_answer_the_store_keeps_refusing_is_given_up_and_close_does_not_wait() -> None:
     store = RefusingStore(refusals=1_000)
-    dispatcher = Dispatcher(store=store)
+    dispatcher = Dispatcher(store=store, hold_answers=False)
     dispatcher.WRITE_TRIES = 3
     async with dispatcher:
         ident = RequestIdentifier.new()
@@ -444,7 +448,7 @@ async def test_an_answer_the_store_keeps_refusing_is_given_up_and_close_does_not
         await dispatcher.recorded(JobKey("anonymous", ident))
         assert store.tries == 3
     stopping = RefusingStore(refusals=1_000)
-    async with Dispatcher(store=stopping) as dispatcher:
+    async with Dispatcher(store=stopping, hold_answers=False) as dispatcher:
         await (await dispatcher.dispatch(RequestIdentifier.new(), DataJob("y")))
         closing = asyncio.ensure_future(dispatcher.close(timeout=30))
         done, _ = await asyncio.wait([closing], timeout=5)

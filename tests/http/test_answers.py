@@ -45,7 +45,10 @@ async def test_a_stream_the_client_did_not_ask_for_is_204(client: httpx.AsyncCli
     r = await client.post("/jobs/count", json={"to": 2, "delay": 0})
     assert r.status_code == 204
     assert r.content == b""
-    record = (await client.get(f"/jobs/{r.headers['X-Request-Id']}")).json()
+    ident = r.headers["X-Request-Id"]
+    ended = await client.get(f"/jobs/{ident}/output", headers={"Accept": "application/x-ndjson"})
+    assert ended.content.count(b"\n") == 2  # the whole stream: its end has been written
+    record = (await client.get(f"/jobs/{ident}")).json()
     assert record["status"] == 202
 
 

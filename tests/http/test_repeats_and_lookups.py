@@ -87,7 +87,11 @@ async def test_a_remembered_id_past_retention_is_204_ran_to_completion(
 
 async def test_the_record_of_a_job(client: httpx.AsyncClient) -> None:
     ident = RequestIdentifier.new()
-    await client.post("/jobs/count", json={"to": 2, "delay": 0}, headers=with_id(ident))
+    await client.post(
+        "/jobs/count",
+        json={"to": 2, "delay": 0},
+        headers={**with_id(ident), "Accept": "application/x-ndjson"},  # to the stream's end
+    )
     record = (await client.get(f"/jobs/{ident}")).json()
     assert record["id"] == str(ident)
     assert (record["name"], record["user"], record["state"]) == ("count", "anonymous", "succeeded")

@@ -135,10 +135,12 @@ def _load_extensions(spec: str) -> list[JobExtension]:
 )
 @click.option(
     "--hold-answers/--no-hold-answers",
-    default=False,
+    default=True,
+    show_default=True,
     envvar=_env("HOLD_ANSWERS"),
-    help="send a job's answer only once the store has written it (no answer given is lost "
-    "to a crash; each answer waits for its write)",
+    help="send a job's answer only once the store has written it, so that no answer given "
+    "is lost to a crash (off: answers go out at once and are written a few ms later; a crash "
+    "in between runs those jobs again on retry)",
 )
 def serve(
     host: str,

@@ -163,7 +163,7 @@ class Dispatcher:
         node: str | None = None,
         clock: Callable[[], float] = time.time,
         observers: Sequence[JobObserver] = (),
-        hold_answers: bool = False,
+        hold_answers: bool = True,
     ) -> None:
         if retention <= 0:
             raise GearjobsError(f"retention must be positive, not {retention}")

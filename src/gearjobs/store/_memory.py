@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -140,8 +141,8 @@ class MemoryStore(Store):
             and (name is None or row[_NAME] == name)
             and (before is None or (row[_CREATED], row[_ID]) < before)
         ]
-        found.sort(key=lambda row: (row[_CREATED], row[_ID]), reverse=True)
-        return [record_from_row(row) for row in found[:limit]]
+        newest = heapq.nlargest(limit, found, key=lambda row: (row[_CREATED], row[_ID]))
+        return [record_from_row(row) for row in newest]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
         lost = []
