@@ -130,6 +130,42 @@ async def test_a_finish_queued_now_is_seen_by_a_read_asked_after_it(tmp_path: Pa
         await store.close()
 
 
+async def test_a_young_claim_waits_out_other_jobs_commits_and_is_seen_by_any_later_read(
+    tmp_path: Path,
+) -> None:
+    # A job that ends within WRITE_BEHIND writes one row, its answer's, even when other jobs'
+    # answers are committed meanwhile (a fast job's claim written and then replaced doubled
+    # its writes). Anything else asked of the store finds the claim written.
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    store.WRITE_BEHIND = 60.0  # the claims stay young for the whole test
+    await store.open()
+
+    def rows_in_the_file() -> dict[str, str]:
+        with sqlite3.connect(path) as db:
+            found = dict(db.execute("SELECT id, state FROM jobs").fetchall())
+        db.close()
+        return found
+
+    try:
+        young, other, third = (
+            JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(3)
+        )
+        for record in (young, other):
+            assert (await store.claim(record)).claimed
+        other.state = JobState.SUCCEEDED
+        await store.finish(other, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+        assert rows_in_the_file() == {str(other.key.id): "succeeded"}
+        young.state = JobState.SUCCEEDED
+        await store.finish(young, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 2)])
+        assert rows_in_the_file()[str(young.key.id)] == "succeeded"
+        assert (await store.claim(third)).claimed
+        assert await store.list_records(state=JobState.QUEUED) == [third]
+        assert rows_in_the_file()[str(third.key.id)] == "queued"
+    finally:
+        await store.close()
+
+
 FIRST_SCHEMA = """
 CREATE TABLE jobs (
     user TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL,

@@ -757,7 +757,8 @@ class Dispatcher:
     async def recorded(self, key: JobKey) -> None:
         """Wait until the store holds the final record of a job that runs here (if one does).
 
-        A job's answer reaches its clients before the store has written it down.
+        With `hold_answers=False`, a job's answer reaches its clients before the store has
+        written it down; held (the default), the answer comes with the write.
         """
         run = self._active.get(key)
         if run is not None:

@@ -128,6 +128,11 @@ class SQLiteStore(Store):
         self._lock: IO[bytes] | None = None
         self._unwritten: dict[tuple[str, str], Row] = {}
         """Claims not yet written: a job that finishes first writes its record only once."""
+        self._young: dict[tuple[str, str], tuple[float, Row]] = {}
+        """Claims not queued yet, with the loop time when they are due: a job that ends
+        before (most fast jobs) never writes its claim. Anything else asked queues them
+        first, so that it finds them written."""
+        self._aging: asyncio.TimerHandle | None = None
         self._groups: dict[str, _Rows] = {}
         """The open groups (new claims, one-entry answers) by statement; see `_group`."""
         self._batch: asyncio.Handle | None = None
@@ -164,6 +169,7 @@ class SQLiteStore(Store):
         commit writes every page it changed to the WAL; most of its cost does not grow
         with the number of jobs in it.)
         """
+        self._queue_young_claims()
         self._groups.clear()  # later rows must not move ahead of this
         return self._queue(functools.partial(func, *args), waited_for=waited_for, writes=writes)
 
@@ -364,6 +370,10 @@ class SQLiteStore(Store):
         if self._checkpoint is not None:
             with contextlib.suppress(Exception):
                 await self._checkpoint
+        if self._aging is not None:
+            self._aging.cancel()
+            self._aging = None
+        self._queue_young_claims()
         if self._batch is not None:  # what was asked for is written first
             self._batch.cancel()
             self._run_batch()
@@ -393,15 +403,47 @@ class SQLiteStore(Store):
         ident = (record.key.user, str(record.key.id))
         if ident not in self._keys:
             # A new id: nothing in the file can hold it (this process is its only writer), so
-            # the claim is won here and written in the next batch, without waiting for it. A
-            # crash before that write forgets a job that never finished: a retry runs it, as
-            # it would run a lost one.
-            claims = self._group(_INSERT)  # first: a closed store refuses here
+            # the claim is won here and written within `WRITE_BEHIND` seconds, without
+            # waiting for it; a job that ends sooner writes one row, its answer's. A crash
+            # before that write forgets a job that never finished: a retry runs it, as it
+            # would run a lost one.
+            if self._closed:
+                raise StoreUnavailable(f"the job store ({self!r}) is closed")
             row = (self._new_key(ident), *record_row(record))
             self._unwritten[ident] = row
-            claims.add_claim(ident, row)
+            loop = asyncio.get_running_loop()
+            self._young[ident] = (loop.time() + self.WRITE_BEHIND, row)
+            if self._aging is None:
+                self._aging = loop.call_at(loop.time() + self.WRITE_BEHIND, self._age_claims)
             return CLAIMED
         return None
+
+    def _age_claims(self) -> None:
+        """Queue the claims made `WRITE_BEHIND` seconds ago or more; wake again for the rest."""
+        self._aging = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        young = self._young
+        old = []
+        for ident, (due, row) in young.items():  # in the order made, so due in order too
+            if due > now:
+                self._aging = loop.call_at(due, self._age_claims)
+                break
+            old.append((ident, row))
+        if old:
+            claims = self._group(_INSERT)
+            for ident, row in old:
+                del young[ident]
+                claims.add_claim(ident, row)
+            self._hurry()
+
+    def _queue_young_claims(self) -> None:
+        """Queue every claim not queued yet, ahead of what is asked next (which may need it)."""
+        if self._young:
+            claims = self._group(_INSERT)
+            for ident, (_, row) in self._young.items():
+                claims.add_claim(ident, row)
+            self._young.clear()
 
     def _new_key(self, ident: tuple[str, str]) -> int:
         """Hand out the next key, for the record of (user, id)."""
@@ -549,6 +591,7 @@ class SQLiteStore(Store):
         encoded = [encode_entry(e) for e in entries]
         ident = (record.key.user, str(record.key.id))
         self._unwritten.pop(ident, None)
+        self._young.pop(ident, None)
         key = self._key_for(ident)  # new when finished without a claim (as the tests do)
         if len(encoded) == 1 and not start:
             answers = self._group(_INSERT_WITH_ANSWER)
