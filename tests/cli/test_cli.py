@@ -280,6 +280,12 @@ def test_serve_on_a_redis_that_does_not_answer_says_so_and_exits_1() -> None:
     assert "Traceback" not in result.output
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child: SIGINT as a terminal delivers it. A suite started in the background
+    (`cmd &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("key", [[], ["--idempotency-key", "order-77"]])
 def test_ctrl_c_during_run_names_the_job_that_goes_on(
     server: ServerProcess, key: list[str]
@@ -291,6 +297,7 @@ def test_ctrl_c_during_run_names_the_job_that_goes_on(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=REPO,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
     try:
         assert watcher.stdout is not None
@@ -299,6 +306,7 @@ def test_ctrl_c_during_run_names_the_job_that_goes_on(
         _, err = watcher.communicate(timeout=30)
     finally:
         watcher.kill()
+        watcher.communicate()  # closes the pipes
     assert watcher.returncode == 130
     hint = re.search(rb"gearjobs attach (\S+),", err)
     assert hint is not None, err
@@ -332,6 +340,7 @@ def test_ctrl_c_before_the_server_answered_does_not_claim_the_job_goes_on() -> N
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=REPO,
+            preexec_fn=_ctrl_c_as_at_a_terminal,
         )
         try:
             mute.settimeout(30)
@@ -343,5 +352,6 @@ def test_ctrl_c_before_the_server_answered_does_not_claim_the_job_goes_on() -> N
                 _, err = watcher.communicate(timeout=30)
         finally:
             watcher.kill()
+            watcher.communicate()  # closes the pipes
     assert watcher.returncode == 130
     assert b"no answer yet" in err and b"goes on" not in err
