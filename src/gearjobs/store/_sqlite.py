@@ -414,20 +414,25 @@ class SQLiteStore(Store):
             loop = asyncio.get_running_loop()
             self._young[ident] = (loop.time() + self.WRITE_BEHIND, row)
             if self._aging is None:
-                self._aging = loop.call_at(loop.time() + self.WRITE_BEHIND, self._age_claims)
+                due = loop.time() + self.WRITE_BEHIND
+                self._aging = loop.call_at(due, self._age_claims, due)
             return CLAIMED
         return None
 
-    def _age_claims(self) -> None:
-        """Queue the claims made `WRITE_BEHIND` seconds ago or more; wake again for the rest."""
+    def _age_claims(self, due_at: float) -> None:
+        """Queue the claims made `WRITE_BEHIND` seconds ago or more; wake again for the rest.
+
+        `due_at` is the time this call was due: the loop may call a little early, within
+        its clock's resolution, and a claim due then must go now, not wake the loop again.
+        """
         self._aging = None
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = max(loop.time(), due_at)
         young = self._young
         old = []
         for ident, (due, row) in young.items():  # in the order made, so due in order too
             if due > now:
-                self._aging = loop.call_at(due, self._age_claims)
+                self._aging = loop.call_at(due, self._age_claims, due)
                 break
             old.append((ident, row))
         if old:
