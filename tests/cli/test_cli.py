@@ -280,6 +280,17 @@ def test_serve_on_a_redis_that_does_not_answer_says_so_and_exits_1() -> None:
     assert "Traceback" not in result.output
 
 
+def _watched(*command: str) -> subprocess.Popen[bytes]:
+    """`command` in a child that Ctrl-C reaches (see below), its output piped."""
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
+    )
+
+
 def _ctrl_c_as_at_a_terminal() -> None:
     """In the child: SIGINT as a terminal delivers it. A suite started in the background
     (`cmd &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
@@ -292,13 +303,7 @@ def test_ctrl_c_during_run_names_the_job_that_goes_on(
 ) -> None:
     command = [sys.executable, "-m", "gearjobs.cli", "run", "sleep"]
     params = '{"seconds": 1.5, "lines": 3}'
-    watcher = subprocess.Popen(
-        [*command, params, *key, "--server", server.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=REPO,
-        preexec_fn=_ctrl_c_as_at_a_terminal,
-    )
+    watcher = _watched(*command, params, *key, "--server", server.url)
     try:
         assert watcher.stdout is not None
         assert watcher.stdout.readline() == b"tick 1\n"
@@ -335,13 +340,7 @@ def test_ctrl_c_before_the_server_answered_does_not_claim_the_job_goes_on() -> N
     with socket.create_server(("127.0.0.1", 0)) as mute:  # takes requests, answers none
         port = mute.getsockname()[1]
         params = [sys.executable, "-m", "gearjobs.cli", "run", "echo", "{}", "--id", "0" * 32]
-        watcher = subprocess.Popen(
-            [*params, "--server", f"http://127.0.0.1:{port}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=REPO,
-            preexec_fn=_ctrl_c_as_at_a_terminal,
-        )
+        watcher = _watched(*params, "--server", f"http://127.0.0.1:{port}")
         try:
             mute.settimeout(30)
             connection, _ = mute.accept()

@@ -130,6 +130,14 @@ async def test_a_finish_queued_now_is_seen_by_a_read_asked_after_it(tmp_path: Pa
         await store.close()
 
 
+def states_in_the_file(path: Path) -> dict[str, str]:
+    """The state of each job row in the file, read by a connection of its own (by id)."""
+    with sqlite3.connect(path) as db:
+        found = dict(db.execute("SELECT id, state FROM jobs").fetchall())
+    db.close()
+    return found
+
+
 async def test_a_young_claim_waits_out_other_jobs_commits_and_is_seen_by_any_later_read(
     tmp_path: Path,
 ) -> None:
@@ -141,12 +149,6 @@ async def test_a_young_claim_waits_out_other_jobs_commits_and_is_seen_by_any_lat
     store.WRITE_BEHIND = 60.0  # the claims stay young for the whole test
     await store.open()
 
-    def rows_in_the_file() -> dict[str, str]:
-        with sqlite3.connect(path) as db:
-            found = dict(db.execute("SELECT id, state FROM jobs").fetchall())
-        db.close()
-        return found
-
     try:
         young, other, third = (
             JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(3)
@@ -155,13 +157,13 @@ async def test_a_young_claim_waits_out_other_jobs_commits_and_is_seen_by_any_lat
             assert (await store.claim(record)).claimed
         other.state = JobState.SUCCEEDED
         await store.finish(other, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
-        assert rows_in_the_file() == {str(other.key.id): "succeeded"}
+        assert states_in_the_file(path) == {str(other.key.id): "succeeded"}
         young.state = JobState.SUCCEEDED
         await store.finish(young, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 2)])
-        assert rows_in_the_file()[str(young.key.id)] == "succeeded"
+        assert states_in_the_file(path)[str(young.key.id)] == "succeeded"
         assert (await store.claim(third)).claimed
         assert await store.list_records(state=JobState.QUEUED) == [third]
-        assert rows_in_the_file()[str(third.key.id)] == "queued"
+        assert states_in_the_file(path)[str(third.key.id)] == "queued"
     finally:
         await store.close()
 
@@ -177,14 +179,12 @@ async def test_a_claim_is_written_once_due_with_nothing_else_asked_of_the_store(
     try:
         record = JobRecord(JobKey("u", RequestIdentifier.new()), "sleep", "f", node="n")
         assert (await store.claim(record)).claimed
-        found: list[tuple[str]] = []
+        found: dict[str, str] = {}
         async with asyncio.timeout(10):
             while not found:  # polls the file from outside, every WRITE_BEHIND
                 await asyncio.sleep(store.WRITE_BEHIND)
-                with sqlite3.connect(path) as db:
-                    found = db.execute("SELECT state FROM jobs").fetchall()
-                db.close()
-        assert found == [("queued",)]
+                found = states_in_the_file(path)
+        assert found == {str(record.key.id): "queued"}
     finally:
         await store.close()
 

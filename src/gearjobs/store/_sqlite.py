@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -412,9 +414,9 @@ class SQLiteStore(Store):
             row = (self._new_key(ident), *record_row(record))
             self._unwritten[ident] = row
             loop = asyncio.get_running_loop()
-            self._young[ident] = (loop.time() + self.WRITE_BEHIND, row)
+            due = loop.time() + self.WRITE_BEHIND
+            self._young[ident] = (due, row)
             if self._aging is None:
-                due = loop.time() + self.WRITE_BEHIND
                 self._aging = loop.call_at(due, self._age_claims, due)
             return CLAIMED
         return None
@@ -425,30 +427,26 @@ class SQLiteStore(Store):
         `due_at` is the time this call was due: the loop may call a little early, within
         its clock's resolution, and a claim due then must go now, not wake the loop again.
         """
-        self._aging = None
         loop = asyncio.get_running_loop()
-        now = max(loop.time(), due_at)
-        young = self._young
-        old = []
-        for ident, (due, row) in young.items():  # in the order made, so due in order too
-            if due > now:
-                self._aging = loop.call_at(due, self._age_claims, due)
-                break
-            old.append((ident, row))
-        if old:
-            claims = self._group(_INSERT)
-            for ident, row in old:
-                del young[ident]
-                claims.add_claim(ident, row)
+        self._aging = None
+        if self._queue_young_claims(due_by=max(loop.time(), due_at)):
             self._hurry()
-
-    def _queue_young_claims(self) -> None:
-        """Queue every claim not queued yet, ahead of what is asked next (which may need it)."""
         if self._young:
-            claims = self._group(_INSERT)
-            for ident, (_, row) in self._young.items():
-                claims.add_claim(ident, row)
-            self._young.clear()
+            due, _ = next(iter(self._young.values()))
+            self._aging = loop.call_at(due, self._age_claims, due)
+
+    def _queue_young_claims(self, *, due_by: float = math.inf) -> bool:
+        """Queue the claims not queued yet that are due by `due_by` (default: all), ahead of
+        what is asked next (which may need them); whether there were any."""
+        young = self._young
+        due = list(itertools.takewhile(lambda item: item[1][0] <= due_by, young.items()))
+        if not due:
+            return False
+        claims = self._group(_INSERT)
+        for ident, (_, row) in due:  # in the order made, so due in order too
+            del young[ident]
+            claims.add_claim(ident, row)
+        return True
 
     def _new_key(self, ident: tuple[str, str]) -> int:
         """Hand out the next key, for the record of (user, id)."""
