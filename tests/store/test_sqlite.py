@@ -1,6 +1,7 @@
 """What the SQLite store adds to the contract: a file that outlives the process."""
 
 import asyncio
+import math
 import sqlite3
 import threading
 from pathlib import Path
@@ -717,5 +718,84 @@ async def test_a_caller_giving_up_on_its_write_does_not_touch_its_neighbours(
         for record in (a, b):  # the write itself went on
             stored = await store.get(record.key)
             assert stored is not None and stored.state is JobState.SUCCEEDED
+    finally:
+        await store.close()
+
+
+def _answered(store: SQLiteStore) -> asyncio.Future[None]:
+    """Queue the answer of a new finished job, as a worker holding its answer does."""
+    record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+    record.state = JobState.SUCCEEDED
+    written = store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+    store.hurry()
+    return written
+
+
+async def _answers_turn_after_turn(store: SQLiteStore, count: int) -> list[int]:
+    """Queue `count` answers, one a turn of the loop; for each, how many were written before."""
+    loop = asyncio.get_running_loop()
+    written: list[asyncio.Future[None]] = []
+    seen: list[int] = []
+    ended = loop.create_future()
+
+    def answer() -> None:
+        seen.append(sum(future.done() for future in written))
+        if len(written) < count:
+            loop.call_soon(answer)  # ahead of the batch that `hurry` schedules below
+            written.append(_answered(store))
+        else:
+            ended.set_result(None)
+
+    loop.call_soon(answer)
+    await ended
+    await asyncio.gather(*written)
+    return seen
+
+
+async def test_answers_that_keep_coming_turn_after_turn_share_one_commit(tmp_path: Path) -> None:
+    # A group commit: a batch that answers wait for waits while each turn of the loop queues
+    # more of them (before, each turn's answers had a commit of their own).
+    store = SQLiteStore(tmp_path / "jobs.db")
+    store.CHECKPOINT_EVERY = math.inf
+    await store.open()
+    try:
+        commits: list[str] = []
+        store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        seen = await _answers_turn_after_turn(store, 5)
+        assert len(commits) == 1
+        assert seen == [0] * 6  # none written while they came
+    finally:
+        await store.close()
+
+
+async def test_answers_that_never_stop_coming_are_written_within_settle_turns(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    store.CHECKPOINT_EVERY = math.inf  # a checkpoint makes batches wait: not what this is about
+    await store.open()
+    try:
+        seen = await _answers_turn_after_turn(store, 4 * store.SETTLE_TURNS)
+        # No batch waits more than SETTLE_TURNS turns; its outcome takes one more turn, and
+        # `seen` is taken at the start of a turn: the answer queued in turn i is seen written
+        # by turn i + SETTLE_TURNS + 2.
+        bound = store.SETTLE_TURNS + 2
+        late = [turn for turn, written in enumerate(seen) if written < turn - bound + 1]
+        assert late == [], seen
+        assert 1 < seen[bound] < bound  # yet they did share a commit
+    finally:
+        await store.close()
+
+
+async def test_a_lone_answer_is_written_in_the_next_turn_of_the_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        commits: list[str] = []
+        store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        written = _answered(store)
+        await asyncio.sleep(0)  # one turn, not a wait: the batch runs in it
+        assert commits == ["COMMIT"]
+        await written
     finally:
         await store.close()

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from gearjobs.jobs import GearjobsError, ResponseFailure
 from gearjobs.store._base import (
@@ -114,6 +114,9 @@ class SQLiteStore(Store):
     """Seconds between checkpoints while there are writes (SQLite's own are turned off)."""
     WRITE_BEHIND = 0.005
     """Seconds a write that nobody waits for may wait to share a commit with others."""
+    SETTLE_TURNS = 8
+    """Turns of the loop a batch that answers wait for may wait while answers keep coming
+    (see `hurry`)."""
 
     def __init__(self, path: str | Path = "gearjobs.db") -> None:
         self.path = Path(path)
@@ -138,8 +141,11 @@ class SQLiteStore(Store):
         self._groups: dict[str, _Rows] = {}
         """The open groups (new claims, one-entry answers) by statement; see `_group`."""
         self._batch: asyncio.Handle | None = None
-        self._batch_later = False
-        """The next batch is on a timer: only writes that nobody waits for are queued."""
+        self._batch_when: Literal["later", "settled", "soon"] = "soon"
+        """When the next batch runs (if `_batch` is set): on a timer (only writes that
+        nobody waits for are queued), once answers stop coming (`hurry`), or next turn."""
+        self._answers = 0
+        """How many answers were queued so far: `hurry` watches it grow."""
         self._closed = False
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
@@ -187,7 +193,7 @@ class SQLiteStore(Store):
             self._hurry()
         elif self._batch is None:
             self._batch = loop.call_later(self.WRITE_BEHIND, self._run_batch)
-            self._batch_later = True
+            self._batch_when = "later"
         return future
 
     def _group(self, sql: str) -> _Rows:
@@ -209,15 +215,37 @@ class SQLiteStore(Store):
         return group
 
     def hurry(self) -> None:
-        self._hurry()
+        """Run the next batch soon: an answer waits for it. A group commit.
+
+        The batch runs in the next turn of the loop, unless that turn queued more answers:
+        then it waits another turn, and so on while answers keep coming, for at most
+        `SETTLE_TURNS` turns. A lone answer waits one turn, as a read does; under load, one
+        commit takes the answers of several turns (most of a commit's cost does not grow
+        with the rows in it), and its answers wait a few turns more, during which the loop
+        serves other requests.
+        """
+        if self._batch is None or self._batch_when == "later":
+            if self._batch is not None:
+                self._batch.cancel()
+            loop = asyncio.get_running_loop()
+            self._batch = loop.call_soon(self._run_settled, self._answers, 1)
+            self._batch_when = "settled"
+
+    def _run_settled(self, answers: int, turns: int) -> None:
+        """Run the batch if no answer was queued since the last turn, or it waited enough."""
+        if self._answers != answers and turns < self.SETTLE_TURNS:
+            loop = asyncio.get_running_loop()
+            self._batch = loop.call_soon(self._run_settled, self._answers, turns + 1)
+        else:
+            self._run_batch()
 
     def _hurry(self) -> None:
         """Run the next batch in the next turn of the loop."""
-        if self._batch is None or self._batch_later:
+        if self._batch is None or self._batch_when != "soon":
             if self._batch is not None:
                 self._batch.cancel()
             self._batch = asyncio.get_running_loop().call_soon(self._run_batch)
-            self._batch_later = False
+            self._batch_when = "soon"
 
     def _run_batch(self) -> None:
         self._batch = None
@@ -596,6 +624,7 @@ class SQLiteStore(Store):
         self._unwritten.pop(ident, None)
         self._young.pop(ident, None)
         key = self._key_for(ident)  # new when finished without a claim (as the tests do)
+        self._answers += 1
         if len(encoded) == 1 and not start:
             answers = self._group(_INSERT_WITH_ANSWER)
             return answers.add((key, *record_row(record), *encoded[0]))
