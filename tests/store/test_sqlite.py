@@ -799,3 +799,79 @@ async def test_a_lone_answer_is_written_in_the_next_turn_of_the_loop(tmp_path: P
         await written
     finally:
         await store.close()
+
+
+async def test_a_job_whose_claim_was_never_written_has_its_answer_inserted_not_replaced(
+    tmp_path: Path,
+) -> None:
+    # INSERT OR REPLACE costs a third more than INSERT; only a job whose claim reached the
+    # file needs it.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    store.WRITE_BEHIND = 60.0
+    await store.open()
+    try:
+        young, written = (
+            JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(2)
+        )
+        for record in (young, written):
+            assert (await store.claim(record)).claimed
+        await store.list_records()  # a read: the young claims are written ahead of it
+        assert set(states_in_the_file(tmp_path / "jobs.db")) == {
+            str(young.key.id),
+            str(written.key.id),
+        }
+        third = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        assert (await store.claim(third)).claimed  # stays young
+        statements: list[str] = []
+        store.db.set_trace_callback(statements.append)
+        for record in (written, third):
+            record.state = JobState.SUCCEEDED
+            await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+        store.db.set_trace_callback(None)
+        inserts = [sql for sql in statements if sql.startswith("INSERT")]
+        assert [str(third.key.id) in sql for sql in inserts] == [False, True]
+        assert inserts[0].startswith("INSERT OR REPLACE INTO jobs")
+        assert inserts[1].startswith("INSERT INTO jobs")
+        assert states_in_the_file(tmp_path / "jobs.db") == {
+            str(young.key.id): "queued",
+            str(written.key.id): "succeeded",
+            str(third.key.id): "succeeded",
+        }
+    finally:
+        await store.close()
+
+
+async def test_an_insert_that_finds_a_row_fails_alone_and_the_next_try_replaces_it(
+    tmp_path: Path,
+) -> None:
+    # Should a row be under a young claim's key after all, its answer's INSERT fails (and
+    # with it no other row), and the write asked again replaces the row.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    store.WRITE_BEHIND = 60.0
+    await store.open()
+    try:
+        odd, other = (
+            JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(2)
+        )
+        for record in (odd, other):
+            assert (await store.claim(record)).claimed
+        key = store._keys[("u", str(odd.key.id))]
+        store.db.execute(
+            "INSERT INTO jobs (key, user, id, name, fingerprint, state, run, node, created_at)"
+            " VALUES (?, 'u', ?, 'echo', 'f', 'queued', 1, 'n', 0)",
+            (key, str(odd.key.id)),
+        )
+        outcomes = []
+        for record in (odd, other):
+            record.state = JobState.SUCCEEDED
+            outcomes.append(
+                store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+            )
+        store.hurry()
+        done = await asyncio.gather(*outcomes, return_exceptions=True)
+        assert isinstance(done[0], sqlite3.IntegrityError) and done[1] is None
+        await store.finish(odd, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
+        found = await store.get(odd.key)
+        assert found is not None and found.state is JobState.SUCCEEDED
+    finally:
+        await store.close()
