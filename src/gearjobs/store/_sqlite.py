@@ -505,8 +505,9 @@ class SQLiteStore(Store):
         """Write a group's rows; the outcome of each row written (None: written), in order.
 
         When the statement fails, the rows are written one at a time, so a bad row fails
-        alone (writing a row again is the same write: INSERT OR REPLACE). If the failure
-        ended the transaction, the batch has failed: that is raised for every row.
+        alone. Those go by INSERT OR REPLACE: the failed statement may have written the rows
+        before the one it failed on, and writing a row again is the same write. If the
+        failure ended the transaction, the batch has failed: that is raised for every row.
         """
         rows = group.rows
         if group.claims:
@@ -523,9 +524,10 @@ class SQLiteStore(Store):
             if not db.in_transaction:
                 raise
         outcomes: list[BaseException | None] = []
+        again = _REPLACING.get(group.sql, group.sql)
         for row in rows:
             try:
-                db.execute(group.sql, row)
+                db.execute(again, row)
                 outcomes.append(None)
             except Exception as exc:
                 if not db.in_transaction:
@@ -624,8 +626,8 @@ class SQLiteStore(Store):
         self._unwritten.pop(ident, None)
         # A claim still young was never queued: the file has no row under its key (new when
         # it was claimed), and a plain INSERT is a third cheaper than INSERT OR REPLACE.
-        # (Should a row be there after all, the INSERT fails alone and the write is asked
-        # again, and then replaces it.)
+        # (Should a row be there after all, the group's statement fails and its rows are
+        # written again one at a time, replacing what is there: see `_write_rows`.)
         fresh = self._young.pop(ident, None) is not None
         key = self._key_for(ident)  # new when finished without a claim (as the tests do)
         self._answers += 1
@@ -854,6 +856,8 @@ _INSERT_WITH_ANSWER = (
     f"INSERT OR REPLACE INTO jobs (key, {COLUMNS}, answer_kind, answer) VALUES (?, {_MARKS}, ?, ?)"
 )
 _INSERT_NEW_WITH_ANSWER = _INSERT_WITH_ANSWER.replace("INSERT OR REPLACE", "INSERT", 1)
+_REPLACING = {_INSERT_NEW_WITH_ANSWER: _INSERT_WITH_ANSWER}
+"""What a statement of a group is, row by row, when the group's statement failed."""
 _UPSERT = (
     f"INSERT INTO jobs (key, {COLUMNS}) VALUES (?, {_MARKS}) ON CONFLICT (key) DO UPDATE SET "
     + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[2:])
