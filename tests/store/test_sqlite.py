@@ -872,3 +872,39 @@ async def test_an_insert_that_finds_a_row_replaces_it_without_failing_its_neighb
         assert set(states_in_the_file(tmp_path / "jobs.db").values()) == {"succeeded"}
     finally:
         await store.close()
+
+
+async def test_a_prune_reads_indexes_and_never_scans_the_records(tmp_path: Path) -> None:
+    # No index holds every record by `finished_at` (it cost a quarter of each job's write):
+    # the records past retention are found through `jobs_listed` (created before finished),
+    # those to forget through `jobs_forgettable`, which holds only records already pruned.
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        for n in range(6):
+            record = JobRecord(
+                JobKey("u", RequestIdentifier.new()), "echo", "f", node="n", created_at=n
+            )
+            assert (await store.claim(record)).claimed
+            record.state, record.finished_at = JobState.SUCCEEDED, n + 0.5
+            await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, n)])
+        statements: list[str] = []
+        store.db.set_trace_callback(statements.append)
+        changed = await store.prune(now=10.0, retention=6.0, remember=1)  # past: 0..3
+        store.db.set_trace_callback(None)
+        selects = [sql for sql in statements if sql.startswith("SELECT")]
+        plans = [
+            " ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in selects
+        ]
+        names = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master")}
+        kept = [r.created_at for r in await store.list_records()]
+    finally:
+        await store.close()
+    assert changed == 4 + 3  # four answers dropped; three of their ids forgotten
+    assert kept == [5, 4]
+    assert "jobs_finished" not in names
+    assert len(plans) == 3, selects  # past retention, the last to forget, those to forget
+    for plan in plans:
+        assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
+    assert "jobs_listed" in plans[0] and all("jobs_forgettable" in p for p in plans[2:]), plans
