@@ -26,6 +26,13 @@ class SelfRenderedTable:
         out.write("name  size\na     1\n")
 
 
+class BrokenTable:
+    """Data that fails to render itself as a table."""
+
+    def write_table_to(self, out: Any) -> None:
+        raise RuntimeError("the table's own code is broken")
+
+
 def test_jobs() -> JobSet:
     """Jobs that show the answers the example jobs do not."""
     jobs = JobSet()
@@ -76,6 +83,14 @@ def test_jobs() -> JobSet:
     @jobs.job("opaque-table", fast=True)
     async def opaque_table(params: Params, response: Response) -> None:
         response.success_with_data(ResponseSuccess.OK, SelfRenderedTable())
+
+    @jobs.job("broken-table", fast=True)
+    async def broken_table(params: Params, response: Response) -> None:
+        response.success_with_data(ResponseSuccess.OK, BrokenTable())
+
+    @jobs.job("data", fast=True)
+    async def data(params: Params, response: Response) -> None:
+        response.success_with_data(ResponseSuccess.OK, params["value"])
 
     @jobs.job("pending", fast=True)
     async def pending(params: Params, response: Response) -> None:

@@ -86,6 +86,14 @@ async def test_text_plain_renders_a_list_of_flat_objects_as_rows(client: httpx.A
     assert r.text == "NAME  SIZE\na     1\nbb    22\n"
 
 
+async def test_an_empty_object_or_list_is_an_empty_table(client: httpx.AsyncClient) -> None:
+    # An empty flat object is a table of no rows (it was a 500, without the request's id).
+    for value, text in (({}, "NAME  VALUE\n"), ([], "")):
+        r = await client.post("/jobs/data", json={"value": value}, headers={"Accept": "text/plain"})
+        assert (r.status_code, r.text) == (200, text)
+        assert r.headers["content-type"].startswith("text/plain")
+
+
 async def test_data_that_cannot_be_a_table_is_406(client: httpx.AsyncClient) -> None:
     r = await client.post("/jobs/echo", json={"nested": {"a": 1}}, headers={"Accept": "text/plain"})
     assert r.status_code == 406

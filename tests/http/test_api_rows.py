@@ -210,6 +210,35 @@ async def test_data_that_renders_itself_is_a_table_where_the_store_keeps_objects
     assert "no JSON form" in as_json[0].json()["message"]
 
 
+async def test_an_answer_that_cannot_be_made_is_a_500_with_its_id_and_the_app_serves_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A table whose own code raises (or any bug in making an answer): a JSON 500 that keeps
+    # the request's id, logged, and no exception for the server (uvicorn closes the
+    # connection of a request whose app raised).
+    dispatcher = Dispatcher(store=MemoryStore())
+    await dispatcher.start()
+    transport = httpx.ASGITransport(app=create_app(dispatcher, make_registry()))
+    ident = RequestIdentifier.new()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            started = await c.post(
+                "/jobs/broken-table", headers=with_id(ident, Accept="text/plain")
+            )
+            joined = await c.get(f"/jobs/{ident}/output", headers={"Accept": "text/plain"})
+            for r in (started, joined):
+                assert r.status_code == 500, r.url
+                assert r.json() == {
+                    "message": "the job's answer could not be made",
+                    "code": "error",
+                }
+                assert r.headers["x-request-id"] == str(ident)
+            assert (await c.post("/jobs/echo", json={})).status_code == 200
+    finally:
+        await dispatcher.close()
+    assert "the table's own code is broken" in caplog.text
+
+
 async def test_data_that_is_not_json_fails_alike_for_everyone_where_the_store_keeps_json(
     tmp_path: Path,
 ) -> None:

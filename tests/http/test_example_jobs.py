@@ -28,6 +28,11 @@ from gearjobs.jobs import ANONYMOUS, JobContext, JobRequest, RequestIdentifier, 
         ("tally", {}, "key"),
         ("tally", {"key": 5}, "key"),
         ("tally", {"key": "k", "peek": "yes"}, "peek"),
+        # A null is a value, not the default (which is had by leaving the parameter out).
+        ("sleep", {"seconds": None}, "seconds"),
+        ("count", {"to": None}, "to"),
+        ("fail", {"code": "error", "message": None}, "message"),
+        ("tally", {"key": "k", "peek": None}, "peek"),
     ],
 )
 async def test_bad_parameters_are_400_naming_the_parameter(

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gearjobs.dispatcher import Dispatcher
+from gearjobs.dispatcher import Dispatcher, JobHandle
 from gearjobs.http._answer import answer, error_response, sse_answer
 from gearjobs.http._application import GearjobsApp
 from gearjobs.http._auth import Tokens
@@ -280,9 +280,7 @@ class _Api:
             return error_response(
                 exc.response_failure(), exc.message, exc.response_data(), headers=headers
             )
-        if mode is Mode.SSE:
-            return await sse_answer(handle, offset, headers)
-        return await answer(handle, mode, headers)
+        return await _answer_guarded(handle, mode, offset, headers)
 
     def _knows(self, job_request: Any) -> bool:
         """True when some extension recognises the request (even if it then refuses it)."""
@@ -367,9 +365,8 @@ class _Api:
             return error_response(
                 ResponseFailure.NOT_FOUND, f"no job with id {ident}", headers=headers
             )
-        if mode is Mode.SSE:
-            return await sse_answer(handle, _resume_offset(request), headers)
-        return await answer(handle, mode, headers)
+        offset = _resume_offset(request) if mode is Mode.SSE else 0
+        return await _answer_guarded(handle, mode, offset, headers)
 
     async def list_jobs(self, request: Request) -> Response:
         user = self.user(request)
@@ -669,3 +666,20 @@ def create_app(
     # An API answers what it was asked: `/jobs/` is a 404, not a redirect to `/jobs`.
     app.router.redirect_slashes = False
     return app
+
+
+async def _answer_guarded(
+    handle: JobHandle, mode: Mode, offset: int, headers: dict[str, str]
+) -> Response:
+    """The answer in `mode`; if making it fails (a bug, or a job's own `write_table_to`), a
+    500 that keeps the request's id and its connection, instead of an exception for the
+    server (which would close the connection after its own 500)."""
+    try:
+        if mode is Mode.SSE:
+            return await sse_answer(handle, offset, headers)
+        return await answer(handle, mode, headers)
+    except Exception:
+        logger.exception("the answer of job %s could not be made", handle.key)
+        return error_response(
+            ResponseFailure.ERROR, "the job's answer could not be made", headers=headers
+        )

@@ -49,7 +49,10 @@ class Params(Mapping[str, Any]):
         return dict(self._values)
 
     def _get(self, name: str, default: Any) -> Any:
-        if name in self._values and self._values[name] is not None:
+        """The value given for `name`, else `default`. A null given is a value, and the
+        getters refuse it ("must be a number, not null"): it is not the default, which a
+        client gets by leaving the parameter out."""
+        if name in self._values:
             return self._values[name]
         if default is _MISSING:
             raise InvalidParameter(name, "is required")
