@@ -70,6 +70,24 @@ async def test_both_headers_at_once_are_ambiguous(client: httpx.AsyncClient) -> 
     assert "not both" in r.json()["message"]
 
 
+async def test_one_id_header_twice_with_different_values_is_ambiguous(
+    client: httpx.AsyncClient,
+) -> None:
+    one, other = str(RequestIdentifier.new()), str(RequestIdentifier.new())
+    for name, first, second in (("X-Request-Id", one, other), ("Idempotency-Key", "a", "b")):
+        r = await client.post(
+            "/jobs/tally", json={"key": "twice"}, headers=[(name, first), (name, second)]
+        )
+        assert r.status_code == 400, name
+        assert r.json()["message"] == f"{name} came more than once, with different values"
+    same = await client.post(
+        "/jobs/tally", json={"key": "twice"}, headers=[("X-Request-Id", one), ("x-request-id", one)]
+    )
+    assert same.status_code == 200 and same.headers["X-Request-Id"] == one
+    peek = await client.post("/jobs/tally", json={"key": "twice", "peek": True})
+    assert peek.json()["value"] == 1  # the refused ones ran nothing
+
+
 async def test_ids_in_paths_accept_the_three_forms(client: httpx.AsyncClient) -> None:
     ident = RequestIdentifier.new()
     await client.post("/jobs/echo", json={"a": 1}, headers={"X-Request-Id": str(ident)})

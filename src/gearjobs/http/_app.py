@@ -153,6 +153,8 @@ class _Api:
         key = headers.get("idempotency-key")
         if given is not None and key is not None:
             raise _refuse(400, "send X-Request-Id or Idempotency-Key, not both")
+        if len(headers) != len(request.scope["headers"]):  # some header came more than once
+            _refuse_differing_repeats(request, b"x-request-id", b"idempotency-key")
         if given is not None:
             try:
                 return RequestIdentifier.parse(given)
@@ -439,6 +441,16 @@ def _job_error(exc: JobError, headers: dict[str, str]) -> Response:
 def _header(request: Request, name: str) -> str | None:
     """The first value of header `name` (lower case)."""
     return _headers(request).get(name)
+
+
+def _refuse_differing_repeats(request: Request, *names: bytes) -> None:
+    """400 when one of the headers `names` came twice or more with different values: which
+    of them names the job is not for the server to guess."""
+    for name in names:
+        values = {value for n, value in request.scope["headers"] if n.lower() == name}
+        if len(values) > 1:
+            header = "X-Request-Id" if name == b"x-request-id" else "Idempotency-Key"
+            raise _refuse(400, f"{header} came more than once, with different values")
 
 
 def _headers(request: Request) -> dict[str, str]:
