@@ -592,3 +592,37 @@ async def test_an_answer_written_while_the_store_is_behind_is_written_again_if_r
         again = ClientResponse()
         await (await dispatcher.dispatch(ident, job, again))
         assert again.data == "kept" and job.runs == 1
+
+
+async def test_a_listing_by_state_matches_live_states_and_keeps_its_pages_full(
+    store: Store,
+) -> None:
+    # A running job's row may still say queued (SQLite writes no `running`; nor does Redis
+    # for a fast job): it was in neither `state=running` nor `state=queued`. And a page that
+    # dropped rows whose live state differs came out short, which ends paging.
+    gate = Gate()
+    async with Dispatcher(store=store, concurrent=3) as dispatcher:
+        jobs = [DataJob(n, gate, fast=True) for n in range(4)]
+        keys, handles = [], []
+        for n, job in enumerate(jobs):
+            ident = RequestIdentifier.new()
+            keys.append(JobKey("anonymous", ident))
+            handles.append(await dispatcher.dispatch(ident, job, fingerprint=str(n)))
+            if n < 3:
+                await job.started.wait()  # three run; the fourth waits in the queue
+        running = await dispatcher.list_records(state=JobState.RUNNING, limit=2)
+        rest = await dispatcher.list_records(
+            state=JobState.RUNNING,
+            limit=2,
+            before=(running[-1].created_at, str(running[-1].key.id)),
+        )
+        queued = await dispatcher.list_records(state=JobState.QUEUED)
+        gate.open()
+        for handle in handles:
+            await handle
+    listed = running + rest
+    assert len(running) == 2 and len(listed) == 3 and {r.key for r in listed} == set(keys[:3])
+    order = [(r.created_at, str(r.key.id)) for r in listed]
+    assert order == sorted(order, reverse=True)
+    assert all(r.state is JobState.RUNNING for r in listed)
+    assert [r.key for r in queued] == [keys[3]]

@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gearjobs._json import dumps
-from gearjobs.jobs import GearjobsError, RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.dispatcher import Dispatcher
+from gearjobs.jobs import (
+    GearjobsError,
+    RequestIdentifier,
+    Response,
+    ResponseFailure,
+    ResponseSuccess,
+)
 from gearjobs.store import (
     ENDED,
     Body,
@@ -29,6 +36,7 @@ from gearjobs.store import (
     Succeeded,
     decode_entry,
     encode_entry,
+    lost_entry,
     store_from_url,
 )
 
@@ -908,3 +916,59 @@ async def test_a_prune_reads_indexes_and_never_scans_the_records(tmp_path: Path)
     for plan in plans:
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
     assert "jobs_listed" in plans[0] and all("jobs_forgettable" in p for p in plans[2:]), plans
+
+
+async def test_a_live_job_is_shown_only_once_its_claim_is_in_the_file(tmp_path: Path) -> None:
+    # A client told "queued" must not find the id unknown after a crash a moment later: the
+    # claim of a young job is written before `get` shows it.
+    release = asyncio.Event()
+
+    class Waits:
+        fast = True
+
+        async def execute(self, response: Response) -> None:
+            await release.wait()
+            response.success(ResponseSuccess.OK)
+
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    store.WRITE_BEHIND = 60.0  # young for the whole test, unless `get` writes it
+    async with Dispatcher(store=store) as dispatcher:
+        ident = RequestIdentifier.new()
+        handle = await dispatcher.dispatch(ident, Waits())
+        try:
+            assert states_in_the_file(path) == {}
+            shown = await dispatcher.get(JobKey("anonymous", ident))
+            assert shown is not None and shown.state in (JobState.QUEUED, JobState.RUNNING)
+            assert states_in_the_file(path) == {str(ident): "queued"}
+        finally:
+            release.set()
+        await handle
+    await store.close()
+
+
+async def test_jobs_left_unfinished_in_the_file_are_lost_whatever_node_opens_it_next(
+    tmp_path: Path,
+) -> None:
+    # One writer at a time (the lock): whoever opens the file next runs none of the jobs it
+    # holds unfinished. A server restarted under another port (another node name) left them
+    # queued for good.
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    await store.open()
+    left = JobRecord(JobKey("u", RequestIdentifier.new()), "sleep", "f", node="127.0.0.1:1")
+    assert (await store.claim(left)).claimed
+    await store.close()  # as a kill -9 would leave it: written, never finished
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        mine = JobRecord(JobKey("u", RequestIdentifier.new()), "sleep", "f", node="other")
+        lost = await store.recover("127.0.0.1:2", 5.0)
+        assert [record.key for record in lost] == [left.key]
+        found = await store.get(left.key)
+        assert found is not None and found.state is JobState.LOST
+        assert await store.read(left.key) == [lost_entry()]
+        assert (await store.claim(mine)).claimed  # a job of this opening, of another node
+        assert await store.recover("127.0.0.1:2", 6.0) == []  # is none of a recovery's
+    finally:
+        await store.close()

@@ -711,10 +711,15 @@ class Dispatcher:
     # Looking at jobs
 
     async def get(self, key: JobKey) -> JobRecord | None:
-        """The record of a job: this node's live view while it runs here, else the store's."""
+        """The record of a job: this node's live view while it runs here, else the store's.
+
+        A live job is shown once its claim is written (a store may write claims a few
+        milliseconds behind): a job a client was told of outlives a crash, as `lost`.
+        """
         run = self._active.get(key)
         if run is not None:
-            return _live_view(run)
+            await self.store.claims_written()
+            return _live_view(self._active.get(key, run))
         return await self.store.get(key)
 
     async def list_records(
@@ -729,25 +734,53 @@ class Dispatcher:
         """The store's records, newest first, once the answers finished here are written.
 
         A job that runs here shows as `get` shows it: its live record. (The store may be
-        behind it: a final write it refused waits for its next try.) Such a record whose
-        live state no longer matches `state` is left out.
+        behind it: a final write it refused waits for its next try; a running job's row may
+        still say queued.) With `state`, the live state is what is matched: a job whose row
+        matches but whose live record does not is left out, and one whose live record
+        matches is in, wherever its row is. The page is still `limit` records long whenever
+        more match (the HTTP API ends paging at a short page).
         """
         await self._written()
-        records = await self.store.list_records(
-            user=user, state=state, name=name, limit=limit, before=before
-        )
         active = self._active
-        if not active:
-            return records
-        shown = []
-        for record in records:
-            run = active.get(record.key)
-            if run is not None:
-                record = _live_view(run).copy()
-                if state is not None and record.state is not state:
-                    continue
-            shown.append(record)
-        return shown
+        if not active or state is None:
+            records = await self.store.list_records(
+                user=user, state=state, name=name, limit=limit, before=before
+            )
+            return [_live_view(active[r.key]).copy() if r.key in active else r for r in records]
+        shown: dict[JobKey, JobRecord] = {}
+        cursor = before
+        boundary: tuple[float, str] | None = None  # the oldest row read, while more may match
+        while True:
+            rows = await self.store.list_records(
+                user=user, state=state, name=name, limit=limit, before=cursor
+            )
+            for row in rows:
+                run = active.get(row.key)
+                record = row if run is None else _live_view(run).copy()
+                if record.state is state:
+                    shown[record.key] = record
+            if len(rows) < limit:
+                boundary = None
+                break
+            boundary = cursor = (rows[-1].created_at, str(rows[-1].key.id))
+            if len(shown) >= limit:
+                break
+        for run in list(active.values()):  # the jobs whose live state matches, wherever
+            record = _live_view(run)
+            order = (record.created_at, str(record.key.id))
+            if (
+                record.state is state
+                and (user is None or record.key.user == user)
+                and (name is None or record.name == name)
+                and (before is None or order < before)
+                and (boundary is None or order >= boundary)
+                and record.key not in shown
+            ):
+                shown[record.key] = record.copy()
+        newest_first = sorted(
+            shown.values(), key=lambda r: (r.created_at, str(r.key.id)), reverse=True
+        )
+        return newest_first[:limit]
 
     async def _written(self) -> None:
         """Wait for the answers being written to the store now (each write takes one batch)."""

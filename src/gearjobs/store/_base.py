@@ -184,6 +184,10 @@ class Store(abc.ABC):
         """
         return asyncio.ensure_future(self.finish(record, entries, start=start))
 
+    async def claims_written(self) -> None:  # noqa: B027 - optional hook
+        """Wait until every claim won so far is written (a store that writes claims behind
+        their win; the others have written them already)."""
+
     def hurry(self) -> None:  # noqa: B027 - optional hook
         """Someone waits for the writes asked so far: make them now rather than hold them
         back to share a commit with later ones."""

@@ -132,6 +132,9 @@ class SQLiteStore(Store):
         """The key of every record in the file, by (user, id): a claim of any other id needs
         no read, and a record is read by its key."""
         self._next_key = 1
+        self._first_key = 1
+        """The first key handed out since the file was opened (lower keys are of before),
+        until the first recovery (then 0)."""
         self._undo: list[tuple[tuple[str, str], int | None]] | None = None
         """While a transaction runs: what it changed in `_keys`, to undo on rollback."""
         self._lock: IO[bytes] | None = None
@@ -378,7 +381,7 @@ class SQLiteStore(Store):
                 (users.setdefault(user, user), ident): key
                 for key, user, ident in db.execute(_ALL_KEYS)
             }
-            self._next_key = max(self._keys.values(), default=0) + 1
+            self._next_key = self._first_key = max(self._keys.values(), default=0) + 1
         except BaseException as exc:
             self._unlock()
             if isinstance(exc, sqlite3.Error):
@@ -452,6 +455,10 @@ class SQLiteStore(Store):
                 self._aging = loop.call_at(due, self._age_claims, due)
             return CLAIMED
         return None
+
+    async def claims_written(self) -> None:
+        if self._young or self._writes:  # claims not queued yet, or not written yet
+            await self._submit_read(_nothing)  # the young claims are queued ahead of it
 
     def _age_claims(self, due_at: float) -> None:
         """Queue the claims made `WRITE_BEHIND` seconds ago or more; wake again for the rest.
@@ -707,15 +714,19 @@ class SQLiteStore(Store):
         return await self._submit(self._recover, node, now)
 
     def _recover(self, node: str, now: float) -> list[JobRecord]:
+        """The unfinished jobs of `node`, and at the first recovery after the file opened,
+        every one it held then: the file has one writer at a time (its lock), so no other
+        process runs those. (A server restarted under another port, and so another node
+        name, found its jobs of before `queued` for good, and the first retry of each a
+        503.)"""
         db = self.db
-        rows = db.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE node = ? AND state IN ('queued', 'running')",
-            (node,),
-        ).fetchall()
+        where = "state IN ('queued', 'running') AND (node = ? OR key < ?)"
+        before, self._first_key = self._first_key, 0
+        rows = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE {where}", (node, before)).fetchall()
         db.execute(
-            "UPDATE jobs SET state = 'lost', finished_at = ?, failure = 'unavailable' "
-            "WHERE node = ? AND state IN ('queued', 'running')",
-            (now, node),
+            f"UPDATE jobs SET state = 'lost', finished_at = ?, failure = 'unavailable' "
+            f"WHERE {where}",
+            (now, node, before),
         )
         lost = [record_from_row(row) for row in rows]
         ending = [encode_entry(lost_entry())]
@@ -792,6 +803,10 @@ class SQLiteStore(Store):
             if self._keys.get((user, ident)) == key:
                 self._map((user, ident), None)
         return len(rows)
+
+
+def _nothing() -> None:
+    """A statement of no statements: what is asked before it is written once it is done."""
 
 
 _ALL_KEYS = "SELECT key, user, id FROM jobs"
