@@ -116,7 +116,7 @@ async def test_with_sqlite_every_held_answer_is_in_the_file_when_it_is_given(
     try:
         async with Dispatcher(store=store, hold_answers=hold) as dispatcher:
             ids = [RequestIdentifier.new() for _ in range(20)]
-            handles = [await dispatcher.dispatch(i, DataJob(str(i))) for i in ids]
+            handles = [await dispatcher.dispatch(i, DataJob(str(i), fast=True)) for i in ids]
             await asyncio.gather(*(h.wait() for h in handles))
             with contextlib.closing(sqlite3.connect(path)) as other:
                 (written,) = other.execute(

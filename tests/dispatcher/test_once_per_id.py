@@ -324,7 +324,7 @@ async def test_a_neighbour_whose_answer_cannot_be_written_does_not_make_a_job_ru
     store = SQLiteStore(tmp_path / "jobs.db")
     try:
         async with Dispatcher(store=store) as dispatcher:
-            job = DataJob("done")
+            job = DataJob("done", fast=True)
             ident, other = RequestIdentifier.new(), RequestIdentifier.new()
             handles = await asyncio.gather(
                 dispatcher.dispatch(ident, job, context=JobContext(ident, "alice")),

@@ -427,7 +427,7 @@ async def test_a_listing_shows_a_job_whose_answer_waits_for_a_retry_as_get_does(
         await (await dispatcher.dispatch(ident, job, ClientResponse()))
         key = JobKey("anonymous", ident)
         stored = await store.get(key)
-        assert stored is not None and stored.state is JobState.QUEUED  # the write waits
+        assert stored is not None and stored.state is JobState.RUNNING  # the write waits
         live = await dispatcher.get(key)
         assert live is not None and live.state is JobState.SUCCEEDED
         listed = await dispatcher.list_records()
@@ -617,6 +617,7 @@ async def test_a_listing_by_state_matches_live_states_and_keeps_its_pages_full(
             before=(running[-1].created_at, str(running[-1].key.id)),
         )
         queued = await dispatcher.list_records(state=JobState.QUEUED)
+        assert await dispatcher.list_records(state=JobState.RUNNING, limit=0) == []
         gate.open()
         for handle in handles:
             await handle

@@ -10,7 +10,15 @@ import pytest
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.http import create_app
 from gearjobs.jobs import RequestIdentifier
-from gearjobs.store import JobKey, JobRecord, MemoryStore, SQLiteStore, Store, StoreUnavailable
+from gearjobs.store import (
+    Entry,
+    JobKey,
+    JobRecord,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoreUnavailable,
+)
 
 from .conftest import make_registry
 
@@ -255,6 +263,40 @@ class UnreachableStore(MemoryStore):
 
     async def get(self, key: JobKey) -> JobRecord | None:
         raise StoreUnavailable("the job store is unreachable")
+
+
+class UnreadableStore(MemoryStore):
+    """A memory store whose journals cannot be read once `away` is set."""
+
+    away = False
+
+    async def read(self, key: JobKey, offset: int = 0, limit: int = 1024) -> list[Entry]:
+        if self.away:
+            raise StoreUnavailable("the job store is unreachable")
+        return await super().read(key, offset, limit)
+
+
+async def test_a_replay_the_store_cannot_read_is_503_with_its_request_id() -> None:
+    # Not a 500: the store being away is no bug, and the client should retry.
+    store = UnreadableStore()
+    dispatcher = Dispatcher(store=store)
+    await dispatcher.start()
+    transport = httpx.ASGITransport(app=create_app(dispatcher, make_registry()))
+    ident = RequestIdentifier.new()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            first = await c.post("/jobs/echo", json={}, headers=with_id(ident))
+            assert first.status_code == 200
+            await dispatcher.recorded(JobKey("anonymous", ident))
+            store.away = True
+            replay = await c.post("/jobs/echo", json={}, headers=with_id(ident))
+            joined = await c.get(f"/jobs/{ident}/output")
+            for r in (replay, joined):
+                assert r.status_code == 503, r.url
+                assert r.json()["code"] == "unavailable"
+                assert r.headers["retry-after"] and r.headers["x-request-id"] == str(ident)
+    finally:
+        await dispatcher.close()
 
 
 async def test_a_look_at_a_job_the_store_cannot_answer_is_503_with_its_request_id() -> None:

@@ -84,6 +84,10 @@ async def test_one_id_header_twice_with_different_values_is_ambiguous(
         "/jobs/tally", json={"key": "twice"}, headers=[("X-Request-Id", one), ("x-request-id", one)]
     )
     assert same.status_code == 200 and same.headers["X-Request-Id"] == one
+    forms = [("X-Request-Id", one), ("X-Request-Id", RequestIdentifier.parse(one).hex())]
+    two_forms = await client.post("/jobs/tally", json={"key": "twice"}, headers=forms)
+    assert two_forms.status_code == 200  # one id in two of its forms: a repeat
+    assert two_forms.json() == same.json()
     peek = await client.post("/jobs/tally", json={"key": "twice", "peek": True})
     assert peek.json()["value"] == 1  # the refused ones ran nothing
 

@@ -521,8 +521,9 @@ class Dispatcher:
         lost = False
         cancelling = worker.cancelling() if worker is not None else 0
         try:
-            if live and queue is self.slow:
-                # Other nodes see a slow job running. A fast job (short by its contract) is
+            if queue is self.slow:
+                # The store has a slow job running (other nodes see it so; after a crash its
+                # lost record keeps when it started). A fast job (short by its contract) is
                 # not worth a round trip to the store: its record goes from queued to its end.
                 await self.store.update(record)
             if is_async_job(job):
@@ -742,6 +743,8 @@ class Dispatcher:
         """
         await self._written()
         active = self._active
+        if limit <= 0:
+            return []
         if not active or state is None:
             records = await self.store.list_records(
                 user=user, state=state, name=name, limit=limit, before=before
@@ -750,16 +753,20 @@ class Dispatcher:
         shown: dict[JobKey, JobRecord] = {}
         cursor = before
         boundary: tuple[float, str] | None = None  # the oldest row read, while more may match
+        # Rows of live jobs whose live state differs are left out: read that many more at
+        # once, so that one read nearly always makes the page.
+        differing = sum(1 for run in active.values() if _live_view(run).state is not state)
+        read = limit + differing
         while True:
             rows = await self.store.list_records(
-                user=user, state=state, name=name, limit=limit, before=cursor
+                user=user, state=state, name=name, limit=read, before=cursor
             )
             for row in rows:
                 run = active.get(row.key)
                 record = row if run is None else _live_view(run).copy()
                 if record.state is state:
                     shown[record.key] = record
-            if len(rows) < limit:
+            if len(rows) < read:
                 boundary = None
                 break
             boundary = cursor = (rows[-1].created_at, str(rows[-1].key.id))

@@ -154,7 +154,7 @@ class _Api:
         if given is not None and key is not None:
             raise _refuse(400, "send X-Request-Id or Idempotency-Key, not both")
         if len(headers) != len(request.scope["headers"]):  # some header came more than once
-            _refuse_differing_repeats(request, b"x-request-id", b"idempotency-key")
+            _refuse_differing_repeats(request)
         if given is not None:
             try:
                 return RequestIdentifier.parse(given)
@@ -443,13 +443,19 @@ def _header(request: Request, name: str) -> str | None:
     return _headers(request).get(name)
 
 
-def _refuse_differing_repeats(request: Request, *names: bytes) -> None:
-    """400 when one of the headers `names` came twice or more with different values: which
-    of them names the job is not for the server to guess."""
-    for name in names:
-        values = {value for n, value in request.scope["headers"] if n.lower() == name}
+def _refuse_differing_repeats(request: Request) -> None:
+    """400 when X-Request-Id (or Idempotency-Key) came twice or more naming different ids:
+    which of them names the job is not for the server to guess. The same id in two of its
+    forms (32 hex, 22 or 24 base64 characters) is one id."""
+    repeats = (b"x-request-id", "X-Request-Id"), (b"idempotency-key", "Idempotency-Key")
+    for name, header in repeats:
+        values: set[Any] = {value for n, value in request.scope["headers"] if n.lower() == name}
+        if len(values) > 1 and name == b"x-request-id":
+            try:
+                values = {RequestIdentifier.parse(v.decode("latin-1")) for v in values}
+            except InvalidRequestIdentifier as exc:
+                raise _refuse(400, exc.message) from None
         if len(values) > 1:
-            header = "X-Request-Id" if name == b"x-request-id" else "Idempotency-Key"
             raise _refuse(400, f"{header} came more than once, with different values")
 
 
@@ -690,6 +696,12 @@ async def _answer_guarded(
         if mode is Mode.SSE:
             return await sse_answer(handle, offset, headers)
         return await answer(handle, mode, headers)
+    except Refused:
+        raise
+    except JobError as exc:  # for example StoreUnavailable (503): no bug, and retried
+        return error_response(
+            exc.response_failure(), exc.message, exc.response_data(), headers=headers
+        )
     except Exception:
         logger.exception("the answer of job %s could not be made", handle.key)
         return error_response(

@@ -711,17 +711,19 @@ class SQLiteStore(Store):
         return [record_from_row(row) for row in rows]
 
     async def recover(self, node: str, now: float) -> list[JobRecord]:
-        return await self._submit(self._recover, node, now)
-
-    def _recover(self, node: str, now: float) -> list[JobRecord]:
         """The unfinished jobs of `node`, and at the first recovery after the file opened,
         every one it held then: the file has one writer at a time (its lock), so no other
         process runs those. (A server restarted under another port, and so another node
         name, found its jobs of before `queued` for good, and the first retry of each a
-        503.)"""
+        503.) Where there is no lock (no `fcntl`), only those of `node`."""
+        before = self._first_key if self._lock is not None else 0
+        lost = await self._submit(self._recover, node, now, before)
+        self._first_key = 0  # once written: a batch that failed runs again with `before`
+        return lost
+
+    def _recover(self, node: str, now: float, before: int) -> list[JobRecord]:
         db = self.db
         where = "state IN ('queued', 'running') AND (node = ? OR key < ?)"
-        before, self._first_key = self._first_key, 0
         rows = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE {where}", (node, before)).fetchall()
         db.execute(
             f"UPDATE jobs SET state = 'lost', finished_at = ?, failure = 'unavailable' "
