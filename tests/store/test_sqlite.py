@@ -129,7 +129,7 @@ async def test_a_finish_queued_now_is_seen_by_a_read_asked_after_it(tmp_path: Pa
     store = SQLiteStore(tmp_path / "jobs.db")
     await store.open()
     try:
-        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        record = echo_record()
         assert (await store.claim(record)).claimed
         record.state = JobState.SUCCEEDED
         written = store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
@@ -138,6 +138,32 @@ async def test_a_finish_queued_now_is_seen_by_a_read_asked_after_it(tmp_path: Pa
         assert written.done()
     finally:
         await store.close()
+
+
+def echo_record() -> JobRecord:
+    """A new record of an echo job of user u, on node n."""
+    return JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+
+
+def commits_of(store: SQLiteStore) -> list[str]:
+    """A list that gets a COMMIT each time the store commits, from now on."""
+    commits: list[str] = []
+    store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    return commits
+
+
+class Gated:
+    """A job that has started (`started`) and waits for `release` to succeed."""
+
+    def __init__(self, *, fast: bool) -> None:
+        self.fast = fast
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def execute(self, response: Response) -> None:
+        self.started.set()
+        await self.release.wait()
+        response.success(ResponseSuccess.OK)
 
 
 def states_in_the_file(path: Path) -> dict[str, str]:
@@ -160,9 +186,7 @@ async def test_a_young_claim_waits_out_other_jobs_commits_and_is_seen_by_any_lat
     await store.open()
 
     try:
-        young, other, third = (
-            JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(3)
-        )
+        young, other, third = (echo_record() for _ in range(3))
         for record in (young, other):
             assert (await store.claim(record)).claimed
         other.state = JobState.SUCCEEDED
@@ -469,7 +493,7 @@ async def test_a_row_under_a_known_key_but_of_another_owner_is_no_ones_record(
 async def finish_jobs(store: SQLiteStore, count: int, chunk: Chunk) -> None:
     """Claim and finish `count` jobs, one at a time, each answering `chunk` as text."""
     for _ in range(count):
-        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        record = echo_record()
         await store.claim(record)
         record.state = JobState.SUCCEEDED
         await store.finish(record, [Succeeded(ResponseSuccess.OK, Body.TEXT, {}), chunk])
@@ -499,7 +523,7 @@ async def test_a_write_nobody_waits_for_is_committed_on_its_own(tmp_path: Path) 
     store = SQLiteStore(path)
     await store.open()
     try:
-        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        record = echo_record()
         await store.claim(record)
         record.state = JobState.SUCCEEDED
         written = store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
@@ -551,7 +575,7 @@ async def test_reads_go_on_while_a_checkpoint_runs_and_writes_wait_for_its_end(
     store = SlowCheckpoints(tmp_path / "jobs.db")
     await store.open()
     try:
-        first = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        first = echo_record()
         await store.claim(first)
         first.state = JobState.SUCCEEDED
         await store.finish(first, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
@@ -562,7 +586,7 @@ async def test_reads_go_on_while_a_checkpoint_runs_and_writes_wait_for_its_end(
         seen = reading.result()
         assert seen is not None and seen.state is JobState.SUCCEEDED
         assert await store.read(first.key) == [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)]
-        second = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        second = echo_record()
         await store.claim(second)
         written = store.finish_soon(second, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 2)])
         store._hurry()
@@ -607,7 +631,7 @@ async def test_a_one_entry_answer_lives_in_the_jobs_row_until_retention_drops_it
     await store.open()
     answer = [Succeeded(ResponseSuccess.OK, Body.DATA, {"n": "1"}, {"echo": 1})]
     try:
-        record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        record = echo_record()
         await store.claim(record)
         record.state, record.finished_at = JobState.SUCCEEDED, 5.0
         await store.finish(record, answer)
@@ -678,7 +702,7 @@ async def test_claims_and_answers_queued_together_share_writes_and_keep_their_or
 async def test_a_store_that_is_closing_refuses_new_work_at_once(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "jobs.db")
     await store.open()
-    record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+    record = echo_record()
     await store.close()
     with pytest.raises(StoreUnavailable, match="is closed"):
         await store.get(record.key)
@@ -689,7 +713,7 @@ async def test_a_row_that_cannot_be_written_fails_alone(tmp_path: Path) -> None:
     write; its neighbours in the same statement are written and say so."""
     store = SQLiteStore(tmp_path / "jobs.db")
     await store.open()
-    good = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+    good = echo_record()
     bad = JobRecord(JobKey("\ud800", RequestIdentifier.new()), "echo", "f", node="n")
     answer = [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)]
     try:
@@ -733,7 +757,7 @@ async def test_a_caller_giving_up_on_its_write_does_not_touch_its_neighbours(
 
 def _answered(store: SQLiteStore) -> asyncio.Future[None]:
     """Queue the answer of a new finished job, as a worker holding its answer does."""
-    record = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+    record = echo_record()
     record.state = JobState.SUCCEEDED
     written = store.finish_soon(record, [Succeeded(ResponseSuccess.OK, Body.DATA, {}, 1)])
     store.hurry()
@@ -768,8 +792,7 @@ async def test_answers_that_keep_coming_turn_after_turn_share_one_commit(tmp_pat
     store.CHECKPOINT_EVERY = math.inf
     await store.open()
     try:
-        commits: list[str] = []
-        store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        commits = commits_of(store)
         seen = await _answers_turn_after_turn(store, 5)
         assert len(commits) == 1
         assert seen == [0] * 6  # none written while they came
@@ -800,8 +823,7 @@ async def test_a_lone_answer_is_written_in_the_next_turn_of_the_loop(tmp_path: P
     store = SQLiteStore(tmp_path / "jobs.db")
     await store.open()
     try:
-        commits: list[str] = []
-        store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        commits = commits_of(store)
         written = _answered(store)
         await asyncio.sleep(0)  # one turn, not a wait: the batch runs in it
         assert commits == ["COMMIT"]
@@ -819,9 +841,7 @@ async def test_a_job_whose_claim_was_never_written_has_its_answer_inserted_not_r
     store.WRITE_BEHIND = 60.0
     await store.open()
     try:
-        young, written = (
-            JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(2)
-        )
+        young, written = (echo_record() for _ in range(2))
         for record in (young, written):
             assert (await store.claim(record)).claimed
         await store.list_records()  # a read: the young claims are written ahead of it
@@ -829,7 +849,7 @@ async def test_a_job_whose_claim_was_never_written_has_its_answer_inserted_not_r
             str(young.key.id),
             str(written.key.id),
         }
-        third = JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n")
+        third = echo_record()
         assert (await store.claim(third)).claimed  # stays young
         statements: list[str] = []
         store.db.set_trace_callback(statements.append)
@@ -859,9 +879,7 @@ async def test_an_insert_that_finds_a_row_replaces_it_without_failing_its_neighb
     store.WRITE_BEHIND = 60.0
     await store.open()
     try:
-        records = [
-            JobRecord(JobKey("u", RequestIdentifier.new()), "echo", "f", node="n") for _ in range(3)
-        ]
+        records = [echo_record() for _ in range(3)]
         for record in records:
             assert (await store.claim(record)).claimed
         odd = records[1]
@@ -922,28 +940,20 @@ async def test_a_prune_finds_its_records_through_indexes_without_sorting(tmp_pat
 async def test_a_live_job_is_shown_only_once_its_claim_is_in_the_file(tmp_path: Path) -> None:
     # A client told "queued" must not find the id unknown after a crash a moment later: the
     # claim of a young job is written before `get` shows it.
-    release = asyncio.Event()
-
-    class Waits:
-        fast = True
-
-        async def execute(self, response: Response) -> None:
-            await release.wait()
-            response.success(ResponseSuccess.OK)
-
     path = tmp_path / "jobs.db"
     store = SQLiteStore(path)
     store.WRITE_BEHIND = 60.0  # young for the whole test, unless `get` writes it
     async with Dispatcher(store=store) as dispatcher:
         ident = RequestIdentifier.new()
-        handle = await dispatcher.dispatch(ident, Waits())
+        job = Gated(fast=True)
+        handle = await dispatcher.dispatch(ident, job)
         try:
             assert states_in_the_file(path) == {}
             shown = await dispatcher.get(JobKey("anonymous", ident))
             assert shown is not None and shown.state in (JobState.QUEUED, JobState.RUNNING)
             assert states_in_the_file(path) == {str(ident): "queued"}
         finally:
-            release.set()
+            job.release.set()
         await handle
     await store.close()
 
@@ -977,26 +987,16 @@ async def test_jobs_left_unfinished_in_the_file_are_lost_whatever_node_opens_it_
 
 async def test_a_slow_job_is_running_in_the_file_while_it_runs(tmp_path: Path) -> None:
     # After a crash its lost record keeps when it started (it read queued, started_at null).
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    class Slow:
-        fast = False
-
-        async def execute(self, response: Response) -> None:
-            started.set()
-            await release.wait()
-            response.success(ResponseSuccess.OK)
-
     path = tmp_path / "jobs.db"
     store = SQLiteStore(path)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(store.close)
         dispatcher = await stack.enter_async_context(Dispatcher(store=store))
         ident = RequestIdentifier.new()
-        handle = await dispatcher.dispatch(ident, Slow())
+        job = Gated(fast=False)
+        handle = await dispatcher.dispatch(ident, job)
         try:
-            await started.wait()
+            await job.started.wait()
             with sqlite3.connect(path) as db:
                 row = db.execute(
                     "SELECT state, started_at FROM jobs WHERE id = ?", (str(ident),)
@@ -1004,5 +1004,5 @@ async def test_a_slow_job_is_running_in_the_file_while_it_runs(tmp_path: Path) -
             db.close()
             assert row[0] == "running" and row[1] is not None
         finally:
-            release.set()
+            job.release.set()
         await handle
