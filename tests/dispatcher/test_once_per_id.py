@@ -315,6 +315,37 @@ async def test_the_dispatcher_prunes_by_itself_every_prune_interval() -> None:
         assert record is not None and not record.kept
 
 
+async def test_a_dispatcher_started_on_an_old_store_prunes_it_at_once(tmp_path: Path) -> None:
+    """A node restarted on a store past retention applies retention at start, not an
+    interval (here an hour) later."""
+    pruned = asyncio.Event()
+
+    class WatchedStore(SQLiteStore):
+        async def prune(self, *, now: float, retention: float, remember: int) -> int:
+            changed = await super().prune(now=now, retention=retention, remember=remember)
+            if changed:
+                pruned.set()
+            return changed
+
+    ident = RequestIdentifier.new()
+    first = SQLiteStore(tmp_path / "jobs.db")
+    try:
+        async with Dispatcher(store=first, clock=lambda: 0.0) as d:
+            await (await d.dispatch(ident, DataJob("old")))
+    finally:
+        await first.close()
+    store = WatchedStore(tmp_path / "jobs.db")
+    try:
+        async with Dispatcher(
+            store=store, retention=5, prune_interval=3600, clock=lambda: 100.0
+        ) as d:
+            await asyncio.wait_for(pruned.wait(), 10)
+            record = await store.get(JobKey("anonymous", ident))
+            assert record is not None and not record.kept
+    finally:
+        await store.close()
+
+
 async def test_a_neighbour_whose_answer_cannot_be_written_does_not_make_a_job_run_again(
     tmp_path: Path,
 ) -> None:

@@ -855,12 +855,14 @@ class Dispatcher:
         )
 
     async def _prune_every(self) -> None:
+        # Once at start, so that a node restarted on an old store applies retention at once
+        # rather than an interval later; then every interval.
         while True:
-            await asyncio.sleep(self.prune_interval)
             try:
                 await self.prune()
             except Exception:
                 logger.exception("pruning the store failed")
+            await asyncio.sleep(self.prune_interval)
 
 
 def _consult(job: Job, other: Job | None, done: bool) -> JoinAction:
