@@ -102,13 +102,18 @@ class _Run:
     )
 
     def __init__(
-        self, record: JobRecord, job: Job, queue: JobQueue[_Run], context: JobContext
+        self,
+        record: JobRecord,
+        job: Job,
+        queue: JobQueue[_Run],
+        context: JobContext,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> None:
         self.record = record
         self.job = job
         self.queue = queue
         self.context = context
-        self.journal = Journal()
+        self.journal = Journal(loop=loop)
         self.executing = False
         self.detail: Mapping[str, Any] | None = None
         self.settled: asyncio.Event | None = None
@@ -370,7 +375,9 @@ class Dispatcher:
         """Go on from `claim_now`'s answer, with a place in `queue` reserved for the job."""
         key = record.key
         if result is None:  # the store must look: others asking for the id wait for it
-            marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            marker: asyncio.Future[None] = (
+                self._loop or asyncio.get_running_loop()
+            ).create_future()
             self._claiming[key] = marker
             try:
                 result = await self.store.claim(record, replace_run=replace_run)
@@ -403,7 +410,7 @@ class Dispatcher:
         response: Response | None,
         detail: Mapping[str, Any] | None = None,
     ) -> JobHandle:
-        run = _Run(record, job, queue, context)
+        run = _Run(record, job, queue, context, self._loop)
         run.detail = detail
         self._active[record.key] = run
         if response is not None:

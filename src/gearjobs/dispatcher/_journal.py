@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 from gearjobs.store import Entry, is_terminal
 
@@ -24,10 +25,15 @@ class Journal:
     All methods run on the event loop's thread.
     """
 
-    __slots__ = ("_enders", "_listeners", "_waiters", "entries", "terminal")
+    __slots__ = ("_enders", "_listeners", "_loop", "_waiters", "entries", "terminal")
 
-    def __init__(self, entries: list[Entry] | None = None) -> None:
+    def __init__(
+        self, entries: list[Entry] | None = None, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.entries: list[Entry] = entries if entries is not None else []
+        # Given by the dispatcher: on Python 3.11, `asyncio.get_running_loop()` is a system
+        # call (`getpid()`), and a reader that waits for the first entry is every fast job.
+        self._loop = loop
         self.terminal: Entry | None = None
         # Each waiting reader has its own future, so a reader that is cancelled cancels
         # nothing but itself.
@@ -36,6 +42,9 @@ class Journal:
         self._listeners: list[Listener] = []
         if self.entries and is_terminal(self.entries[-1]):
             self.terminal = self.entries[-1]
+
+    def _future(self) -> asyncio.Future[Any]:
+        return (self._loop or asyncio.get_running_loop()).create_future()
 
     @property
     def done(self) -> bool:
@@ -76,14 +85,14 @@ class Journal:
         """The terminal entry, once written."""
         if self.terminal is not None:
             return self.terminal
-        ender: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        ender: asyncio.Future[Entry] = self._future()
         self._enders.append(ender)
         return await ender
 
     async def first(self) -> Entry:
         """The first entry, once written (every journal gets one: at least its terminal)."""
         while not self.entries:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[None] = self._future()
             self._waiters.append(waiter)
             await waiter
         return self.entries[0]
@@ -100,7 +109,7 @@ class Journal:
                 return
             if offset < len(entries):
                 continue
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[None] = self._future()
             self._waiters.append(waiter)
             await waiter
 
@@ -114,6 +123,6 @@ class Journal:
                 offset += 1
             if self.terminal is not None:
                 return
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[None] = self._future()
             self._waiters.append(waiter)
             await waiter

@@ -36,6 +36,8 @@ class JobQueue(Generic[T]):
         self._items: deque[T] = deque()
         self._idle: deque[asyncio.Future[None]] = deque()
         self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the workers, once one waited (a queue serves one dispatcher)."""
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -69,7 +71,9 @@ class JobQueue(Generic[T]):
     async def take(self) -> T:
         """The next item, for a worker; waits while there is none."""
         while not self._items:
-            idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._loop is None:  # asked once: on Python 3.11 it is a system call
+                self._loop = asyncio.get_running_loop()
+            idle: asyncio.Future[None] = self._loop.create_future()
             self._idle.append(idle)
             await idle
         self.waiting -= 1
