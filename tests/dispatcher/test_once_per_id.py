@@ -21,7 +21,16 @@ from gearjobs.jobs import (
     StructuredJobError,
     current_context,
 )
-from gearjobs.store import Body, Failed, JobKey, JobState, MemoryStore, SQLiteStore, Succeeded
+from gearjobs.store import (
+    Body,
+    Failed,
+    JobKey,
+    JobState,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    Succeeded,
+)
 
 from .helpers import OK, DataJob, Gate, StreamJob
 
@@ -293,18 +302,25 @@ async def test_a_repeated_dispatch_of_a_failed_job_replays_the_failure(
     assert Boom.runs == 1
 
 
+def watch_prunes(store: Store) -> asyncio.Event:
+    """An event set once a prune of `store` (the real one, called through) changed a record."""
+    pruned = asyncio.Event()
+    prune = store.prune
+
+    async def watched(*, now: float, retention: float, remember: int) -> int:
+        changed = await prune(now=now, retention=retention, remember=remember)
+        if changed:
+            pruned.set()
+        return changed
+
+    setattr(store, "prune", watched)  # noqa: B010 - an instance's method, not a class's
+    return pruned
+
+
 async def test_the_dispatcher_prunes_by_itself_every_prune_interval() -> None:
     now = [0.0]
-    pruned = asyncio.Event()
-
-    class WatchedStore(MemoryStore):
-        async def prune(self, *, now: float, retention: float, remember: int) -> int:
-            changed = await super().prune(now=now, retention=retention, remember=remember)
-            if changed:
-                pruned.set()
-            return changed
-
-    store = WatchedStore()
+    store = MemoryStore()
+    pruned = watch_prunes(store)
     async with Dispatcher(store=store, retention=5, prune_interval=0.01, clock=lambda: now[0]) as d:
         ident = RequestIdentifier.new()
         await (await d.dispatch(ident, DataJob("old")))
@@ -318,15 +334,6 @@ async def test_the_dispatcher_prunes_by_itself_every_prune_interval() -> None:
 async def test_a_dispatcher_started_on_an_old_store_prunes_it_at_once(tmp_path: Path) -> None:
     """A node restarted on a store past retention applies retention at start, not an
     interval (here an hour) later."""
-    pruned = asyncio.Event()
-
-    class WatchedStore(SQLiteStore):
-        async def prune(self, *, now: float, retention: float, remember: int) -> int:
-            changed = await super().prune(now=now, retention=retention, remember=remember)
-            if changed:
-                pruned.set()
-            return changed
-
     ident = RequestIdentifier.new()
     first = SQLiteStore(tmp_path / "jobs.db")
     try:
@@ -334,7 +341,8 @@ async def test_a_dispatcher_started_on_an_old_store_prunes_it_at_once(tmp_path: 
             await (await d.dispatch(ident, DataJob("old")))
     finally:
         await first.close()
-    store = WatchedStore(tmp_path / "jobs.db")
+    store = SQLiteStore(tmp_path / "jobs.db")
+    pruned = watch_prunes(store)
     try:
         async with Dispatcher(
             store=store, retention=5, prune_interval=3600, clock=lambda: 100.0
