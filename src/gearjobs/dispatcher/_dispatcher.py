@@ -274,6 +274,11 @@ class Dispatcher:
             queue.shutdown()
         self.store.detach(self)
 
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop this dispatcher started on (asked of asyncio only before `start`)."""
+        loop = self._loop
+        return loop if loop is not None else asyncio.get_running_loop()
+
     # Dispatching
 
     async def dispatch(
@@ -375,9 +380,7 @@ class Dispatcher:
         """Go on from `claim_now`'s answer, with a place in `queue` reserved for the job."""
         key = record.key
         if result is None:  # the store must look: others asking for the id wait for it
-            marker: asyncio.Future[None] = (
-                self._loop or asyncio.get_running_loop()
-            ).create_future()
+            marker: asyncio.Future[None] = self._event_loop().create_future()
             self._claiming[key] = marker
             try:
                 result = await self.store.claim(record, replace_run=replace_run)
@@ -512,7 +515,7 @@ class Dispatcher:
         record.started_at = self._clock()
         queue = run.queue
         queue.running += 1
-        loop = self._loop or asyncio.get_running_loop()
+        loop = self._event_loop()
         live = self.store.live_journal
         append: Callable[[Entry], None] = self._live_appender(run) if live else run.journal.append
         if self.hold_answers:
@@ -675,7 +678,7 @@ class Dispatcher:
             "could not record the answer of job %s (try %d); trying again in %.1f s",
             key, run.write_failures, delay, exc_info=exc,
         )  # fmt: skip
-        loop = self._loop or asyncio.get_running_loop()
+        loop = self._event_loop()
         run.retry = loop.call_later(delay, self._write, run)
         return True
 
@@ -687,7 +690,7 @@ class Dispatcher:
             if run.held is not None:
                 self.store.hurry()  # an answer waits for this write
         except Exception as exc:
-            written = (self._loop or asyncio.get_running_loop()).create_future()
+            written = self._event_loop().create_future()
             written.set_exception(exc)
         if written.done():  # a store that writes at once (memory)
             self._recorded(run, written)
