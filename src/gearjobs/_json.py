@@ -22,11 +22,21 @@ strings but `str.splitlines` and many line readers treat as line ends, are escap
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 import orjson
 
-__all__ = ("dumps", "dumps_line")
+__all__ = (
+    "DECODER",
+    "LONE_SURROGATE",
+    "SURROGATE_ESCAPE",
+    "dumps",
+    "dumps_line",
+    "has_lone_surrogate",
+    "loads",
+)
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _FALLBACK = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -57,3 +67,45 @@ def dumps_line(value: Any) -> bytes:
         if raw in line:
             line = line.replace(raw, escaped)
     return line + b"\n"
+
+
+# Decoding: what the server takes as a request body, and the CLI as a job's parameters.
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite)
+"""Standard JSON only: no NaN or Infinity, no number too large for a float (one decoder for
+all: json.loads with options makes one a call)."""
+
+SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+"""Bytes of an escape that may parse to a lone surrogate (the cheap test before the real one)."""
+
+LONE_SURROGATE = "a lone UTF-16 surrogate escape"
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True when `value` holds a lone surrogate ("\\ud800" parses to one), which no answer
+    could encode as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def loads(text: str) -> Any:
+    """Parse `text` as the server reads a request body; ValueError says what is wrong."""
+    value = DECODER.decode(text)
+    if SURROGATE_ESCAPE.search(text.encode("utf-8", "surrogatepass")) and has_lone_surrogate(value):
+        raise ValueError(f"it holds {LONE_SURROGATE}")
+    return value

@@ -74,6 +74,10 @@ def test_a_failed_job_exits_1_with_its_message_on_stderr(server: ServerProcess) 
     [
         ["run", "echo", "{not json"],
         ["run", "echo", "[1]"],
+        ["run", "echo", '{"a": NaN}'],  # Python's json reads it; JSON does not
+        ["run", "echo", '{"a": 1e400}'],
+        ["run", "echo", '{"a": "\\ud800"}'],  # a lone surrogate, which the server refuses
+        ["run", "echo", "--tries", "0"],
         ["run", "echo", "--id", "bad-id"],
         ["run", "echo", "--id", str(RequestIdentifier.new()), "--idempotency-key", "k"],
         ["run"],
@@ -239,6 +243,20 @@ def test_a_users_own_jobs_and_routes_load_with_app(tmp_path: Path) -> None:
 def test_bad_ids_states_and_limits_are_usage_errors(server: ServerProcess, args: list[str]) -> None:
     code, _, _ = gearjobs(server, *args)
     assert code == 2
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(port: str) -> None:
+    # A process of its own: a serve that took the port would serve (70000 binds 4464) until
+    # the timeout kills it, and the test fails instead of hanging.
+    done = subprocess.run(
+        [sys.executable, "-m", "gearjobs.cli", "serve", "--store", "memory://", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--port" in done.stderr
 
 
 def test_a_malformed_server_url_is_a_usage_error() -> None:

@@ -1,6 +1,7 @@
 """API.md, "Repeating a request", "Looking at jobs" and "Users"."""
 
 import asyncio
+import base64
 import json
 
 import httpx
@@ -191,6 +192,44 @@ async def test_bad_list_parameters_are_400(
     assert r.json()["code"] == "invalid-request"
 
 
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        '[1, "\\ud800"]',  # a lone surrogate: the SQLite store could not bind it (a 500)
+        '[1e400, "AAAAAAAAAAAAAAAAAAAAAA"]',  # an infinite time
+        '[NaN, "AAAAAAAAAAAAAAAAAAAAAA"]',
+        '[true, "AAAAAAAAAAAAAAAAAAAAAA"]',
+        '[1, "a"]',  # not a request id
+        '[1, "aaaaaaaaaaaaaaaaaaaaaa"]',  # 22 characters, but not as this server writes an id
+        '[1, "AAAAAAAAAAAAAAAAAAAAAA", 3]',
+        '{"a": 1}',
+    ],
+)
+async def test_a_forged_cursor_is_400_on_every_store(
+    client: httpx.AsyncClient, forged: str
+) -> None:
+    r = await client.get("/jobs", params={"limit": "1", "cursor": _cursor(forged)})
+    assert r.status_code == 400
+    assert r.json() == {
+        "message": "cursor is not one this server gave out",
+        "code": "invalid-request",
+    }
+    assert "X-Request-Id" in r.headers
+
+
+async def test_a_cursor_the_server_gave_out_is_taken(client: httpx.AsyncClient) -> None:
+    for i in range(3):
+        await client.post("/jobs/echo", json={"i": i})
+    first = (await client.get("/jobs", params={"limit": 2})).json()
+    rest = await client.get("/jobs", params={"limit": 2, "cursor": first["cursor"]})
+    assert rest.status_code == 200
+    assert len(rest.json()["jobs"]) == 1
+
+
 async def test_healthz_is_200_while_the_server_takes_work(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")
     assert r.status_code == 200
@@ -204,6 +243,25 @@ async def test_unknown_routes_and_methods_answer_json(client: httpx.AsyncClient)
     r = await client.delete("/jobs/echo")
     assert r.status_code == 405
     assert "message" in r.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        # /jobs/{x} names a job to start (POST) and a job to look at (GET, and so HEAD)
+        ("DELETE", f"/jobs/{RequestIdentifier.new()}", "GET, HEAD, POST"),
+        ("PUT", "/jobs/echo", "GET, HEAD, POST"),
+        ("POST", f"/jobs/{RequestIdentifier.new()}/output", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+    ],
+)
+async def test_a_405_allows_every_method_the_path_takes(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    r = await client.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["Allow"] == allow
+    assert r.json()["code"] == "invalid-request"
 
 
 ALICE = {"Authorization": "Bearer alice-token"}

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 import httpx
 
+from gearjobs._json import loads as strict_json
 from gearjobs.cli._output import TerminalResponse
 from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable
 from gearjobs.jobs import ExtensionRegistry, GearjobsError, JobExtension, RequestIdentifier
@@ -78,7 +79,13 @@ def _load_extensions(spec: str) -> list[JobExtension]:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar=_env("HOST"))
-@click.option("--port", default=DEFAULT_PORT, show_default=True, envvar=_env("PORT"), type=int)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    envvar=_env("PORT"),
+    type=click.IntRange(0, 65535),
+)
 @click.option(
     "--store",
     "store_url",
@@ -348,7 +355,13 @@ server_option = click.option(
     "--server", default=DEFAULT_URL, show_default=True, envvar=_env("SERVER")
 )
 token_option = click.option("--token", envvar=_env("TOKEN"), help="bearer token")
-tries_option = click.option("--tries", default=5, show_default=True, help="tries before giving up")
+tries_option = click.option(
+    "--tries",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="tries before giving up",
+)
 
 
 def _unreachable(exc: ServerUnreachable) -> NoReturn:
@@ -396,8 +409,8 @@ def run(
 ) -> None:
     """Run job NAME with PARAMS (a JSON object) and show its answer."""
     try:
-        values = json.loads(params)
-    except ValueError as exc:
+        values = strict_json(params)
+    except (ValueError, RecursionError) as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="PARAMS") from None
     if not isinstance(values, dict):
         raise click.BadParameter("must be a JSON object", param_hint="PARAMS")

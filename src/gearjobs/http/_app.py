@@ -20,9 +20,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gearjobs._json import DECODER, LONE_SURROGATE, SURROGATE_ESCAPE, has_lone_surrogate
 from gearjobs.dispatcher import Dispatcher, JobHandle
 from gearjobs.http._answer import answer, error_response, sse_answer
 from gearjobs.http._application import GearjobsApp
@@ -54,7 +55,6 @@ logger = logging.getLogger("gearjobs.http")
 MAX_LIST = 500
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digits int() refuses
 STATIC = Path(__file__).resolve().parent / "static"
-_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 class Refused(Exception):
@@ -185,17 +185,13 @@ class _Api:
         if not body.strip():
             return {}
         try:
-            value = _DECODER.decode(body.decode(_encoding(body), "surrogatepass"))
+            value = DECODER.decode(body.decode(_encoding(body), "surrogatepass"))
         except (ValueError, RecursionError) as exc:
             raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
         if not isinstance(value, dict):
             raise _refuse(400, "the body must be a JSON object of the job's parameters")
-        if _SURROGATE_ESCAPE.search(body):
-            # "\ud800" parses to a lone surrogate, which no answer could encode as UTF-8.
-            try:
-                json.dumps(value, ensure_ascii=False).encode()
-            except UnicodeEncodeError:
-                raise _refuse(400, "the body holds a lone UTF-16 surrogate escape") from None
+        if SURROGATE_ESCAPE.search(body) and has_lone_surrogate(value):
+            raise _refuse(400, f"the body holds {LONE_SURROGATE}") from None
         return value
 
     async def _body(self, request: Request) -> bytes:
@@ -533,25 +529,21 @@ def _encoding(body: bytes) -> str:
     return json.detect_encoding(body)
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"the number {text[:40]} is too large")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite)
-"""The decoder of request bodies: one for all (json.loads with options makes one a call)."""
-
-
 def _short(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return str(exc)[:200]
+
+
+def _allowed(routes: list[BaseRoute], request: Request) -> str:
+    """The methods that the routes matching the request's path take (for a 405's Allow)."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def _make_cursor(created_at: float, ident: str) -> str:
@@ -563,9 +555,16 @@ def _parse_cursor(cursor: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, ident = json.loads(raw)
-        if isinstance(created_at, int | float) and isinstance(ident, str):
+        # Exactly what `_make_cursor` writes: a finite time (not a bool) and a request id.
+        if (
+            type(created_at) in (int, float)
+            and math.isfinite(created_at)
+            and isinstance(ident, str)
+            and len(ident) == 22
+            and str(RequestIdentifier.parse(ident)) == ident
+        ):
             return float(created_at), ident
-    except (ValueError, TypeError, binascii.Error, RecursionError):
+    except (ValueError, TypeError, binascii.Error, RecursionError, JobError):
         pass
     raise _refuse(400, "cursor is not one this server gave out")
 
@@ -666,14 +665,16 @@ def create_app(
             if exc.status_code == 404
             else (ResponseFailure.INVALID_REQUEST)
         )
-        refused = error_response(
-            failure, str(exc.detail), status=exc.status_code, headers=exc.headers or {}
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method some route takes here, not the first's
+            headers["Allow"] = _allowed(routes, request)
+        refused = error_response(failure, str(exc.detail), status=exc.status_code, headers=headers)
         return _with_request_id(refused) if request.url.path.startswith("/jobs") else refused
 
     async def server_error(request: Request, exc: Exception) -> Response:
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(ResponseFailure.ERROR, "internal server error")
+        failed = error_response(ResponseFailure.ERROR, "internal server error")
+        return _with_request_id(failed) if request.url.path.startswith("/jobs") else failed
 
     app = GearjobsApp(
         routes=routes,
