@@ -4,7 +4,7 @@ import pytest
 
 from gearjobs.dispatcher import LOST_MESSAGE, Dispatcher
 from gearjobs.jobs import ClientResponse, JobError, RequestIdentifier, Response, ResponseFailure
-from gearjobs.store import Failed, JobKey, JobState, MemoryStore
+from gearjobs.store import Body, Failed, JobKey, JobState, MemoryStore
 
 from .helpers import OK, BlockingJob, DataJob, Gate
 
@@ -67,6 +67,12 @@ async def test_leftovers_are_recorded_lost_and_their_joiners_see_the_end() -> No
         assert record is not None and record.state is JobState.LOST
     assert joiner.data.getvalue() == b"partial\n"
     assert joiner.error is not None and joiner.error.message == LOST_MESSAGE
+    # The running job's answer is the stream it began (ending with the failure); the queued
+    # one has none.
+    began = await store.get(JobKey("anonymous", running_id))
+    never = await store.get(JobKey("anonymous", queued_id))
+    assert began is not None and (began.success, began.body) == (OK, Body.TEXT)
+    assert never is not None and (never.success, never.body) == (None, None)
 
 
 async def test_a_blocked_sync_job_is_recorded_lost_when_the_timeout_passes() -> None:

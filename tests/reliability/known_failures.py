@@ -55,9 +55,9 @@ def test_kill_9_during_a_flood_keeps_every_answer_given_with_no_hold_answers(
 
 
 def test_sigterm_a_job_lost_at_close_answers_503_as_after_a_crash(closing: Closing) -> None:
-    """README: "A lost job's answer is 503 `unavailable` (its journal ends with that
-    failure), after a crash as after a close that timed out" (after kill -9, the output of a
-    job that was streaming is 503: tests/reliability/test_crash.py)."""
+    """The alternative to what README now says (a stream lost at close keeps its 202 and its
+    output): the same 503 as after a kill -9 (tests/reliability/test_crash.py), which would
+    drop what the job wrote. Waits on the decision."""
     seen = {
         ident: (r.status_code, r.content[-60:])
         for ident, r in closing.lost_outputs.items()

@@ -508,6 +508,20 @@ def test_sigterm_records_a_job_still_queued_lost_at_once_without_running_it(
     assert queued.status_code == 503 and queued.json()["code"] == "unavailable"
 
 
+def test_sigterm_a_stream_lost_at_close_keeps_its_answer_and_its_record_says_so(
+    closing: Closing,
+) -> None:
+    """README: "A job lost at close after it began a stream keeps that stream: its answer is
+    202, the stream ending with the error marker ... and `GET /jobs/{id}` shows that status";
+    a job that wrote nothing answers 503."""
+    for ident in (closing.long, closing.detached):  # both began their streams
+        output = closing.lost_outputs[ident]
+        assert output.status_code == 202 and output.content.startswith(b"line 1\n")
+        assert b"\n$error: unavailable: " in output.content
+        assert closing.after[ident]["status"] == 202, closing.after[ident]
+    assert closing.after[closing.queued]["status"] == 503
+
+
 def test_sigterm_gives_running_jobs_close_timeout_seconds_then_exits(closing: Closing) -> None:
     """README: "then gives running jobs and their streams `--close-timeout` seconds"."""
     lost_at = closing.after[closing.detached]["finished_at"]

@@ -630,6 +630,9 @@ class Dispatcher:
             run.journal.append(lost_entry())
         record.state = JobState.LOST
         record.failure = ResponseFailure.UNAVAILABLE
+        entries = run.journal.entries
+        if entries and isinstance(entries[0], Succeeded):  # a stream it began: its answer
+            record.success, record.body = entries[0].kind, entries[0].body
         record.finished_at = self._clock()
         logger.warning("job %s (%s) lost: the dispatcher closed", record.key, record.name)
         await self._record(run)
