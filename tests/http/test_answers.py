@@ -158,6 +158,12 @@ async def test_an_unknown_job_name_is_404(client: httpx.AsyncClient) -> None:
     assert r.json() == {"message": "no job named 'no-such-job'", "code": "not-found"}
 
 
+async def test_a_long_unknown_job_name_is_cut_in_the_404(client: httpx.AsyncClient) -> None:
+    r = await client.post("/jobs/" + "n" * 10_000, json={})
+    assert r.status_code == 404
+    assert r.json()["message"] == f"no job named {'n' * 100!r}... (10000 characters)"
+
+
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
     r = await client.post("/jobs/echo", content=b'{"a": "' + b"x" * 200_000 + b'"}')
     assert r.status_code == 413

@@ -253,12 +253,12 @@ class _Api:
             except Refused:
                 # A bad body for a job that does not exist: the unknown name is the answer.
                 if not self._knows(make_request(name, {}, context)):
-                    raise _refuse(404, f"no job named {name!r}") from None
+                    raise _refuse(404, _no_job(name)) from None
                 raise
             try:
                 job = self.registry.job_for(make_request(name, params, context))
             except NoJobForRequest:
-                raise _refuse(404, f"no job named {name!r}") from None
+                raise _refuse(404, _no_job(name)) from None
             fingerprint = _fingerprint(route, params)
             started = time.perf_counter()
             handle = await self.dispatcher.dispatch(
@@ -410,6 +410,12 @@ class _Api:
             return error_response(ResponseFailure.UNAVAILABLE, "the server is shutting down")
         await self.dispatcher.store.ping()
         return JSONResponse({"status": "ok", "node": self.dispatcher.node})
+
+
+def _no_job(name: str) -> str:
+    """The 404 message for an unknown job name; a long name is cut, not echoed whole."""
+    shown = repr(name) if len(name) <= 100 else f"{name[:100]!r}... ({len(name)} characters)"
+    return f"no job named {shown}"
 
 
 def _refused(exc: Refused | JobError) -> Response:
