@@ -1,5 +1,6 @@
 """API.md, "What the client wants back" and "Answers": negotiation, statuses and bodies."""
 
+import gzip
 import json
 
 import httpx
@@ -162,6 +163,19 @@ async def test_a_long_unknown_job_name_is_cut_in_the_404(client: httpx.AsyncClie
     r = await client.post("/jobs/" + "n" * 10_000, json={})
     assert r.status_code == 404
     assert r.json()["message"] == f"no job named {'n' * 100!r}... (10000 characters)"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br, gzip", "x-unknown"])
+async def test_a_compressed_body_is_415_not_read_as_json(
+    client: httpx.AsyncClient, coding: str
+) -> None:
+    body = gzip.compress(b'{"a": 1}')
+    r = await client.post("/jobs/echo", content=body, headers={"Content-Encoding": coding})
+    assert r.status_code == 415
+    assert r.json()["code"] == "invalid-request"
+    assert "Content-Encoding" in r.json()["message"]
+    plain = await client.post("/jobs/echo", json={"a": 1}, headers={"Content-Encoding": "identity"})
+    assert plain.status_code == 200
 
 
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:

@@ -181,6 +181,13 @@ class _Api:
                 raise _refuse(400, "Content-Length must be a whole number")
             if int(length) > self.body_limit:
                 raise self._too_large()
+        coding = _header(request, "content-encoding")
+        if coding is not None and coding.strip().lower() not in ("", "identity"):
+            raise _refuse(
+                415,
+                f"Content-Encoding {coding[:40]!r} is not supported: send the JSON body as is",
+                ResponseFailure.INVALID_REQUEST,
+            )
         body = await self._body(request)
         if not body.strip():
             return {}
