@@ -50,6 +50,7 @@ FAILURES = {
     "406": _error("Cannot answer with what Accept asks for."),
     "409": _error("The job failed with already-exists."),
     "413": _error("The body is larger than the limit."),
+    "415": _error("The body has a Content-Encoding (send it uncompressed)."),
     "422": _error("This request id was used for a different request."),
     "429": _error("The queue is full: retry after Retry-After seconds."),
     "500": _error("The job failed with error."),
