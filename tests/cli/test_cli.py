@@ -63,6 +63,14 @@ def test_run_shows_a_table(server: ServerProcess) -> None:
     assert "table" in out
 
 
+def test_table_mode_on_a_streaming_job_says_why_it_shows_nothing(server: ServerProcess) -> None:
+    code, out, err = gearjobs(server, "run", "sleep", '{"seconds": 0, "lines": 2}', "--table")
+    assert (code, out) == (0, "")
+    assert "run it without --table to see its stream" in err
+    code, out, err = gearjobs(server, "run", "sleep", '{"seconds": 0, "lines": 2}')
+    assert (code, out, err) == (0, "tick 1\ntick 2\n", "")
+
+
 def test_a_failed_job_exits_1_with_its_message_on_stderr(server: ServerProcess) -> None:
     code, out, err = gearjobs(server, "run", "fail", '{"code": "not-found", "message": "no such"}')
     assert (code, out) == (1, "")

@@ -442,6 +442,12 @@ def run(
                 idempotency_key=idempotency_key,
                 accept=accept,
             )
+            if table and response.nothing:  # a stream is answered only to who asks for one
+                click.echo(
+                    f"gearjobs: job {shown} answered no data to show as a table; if {name} "
+                    f"streams, run it without --table to see its stream",
+                    err=True,
+                )
             _finish(response)
         except ServerUnreachable as exc:
             _unreachable(exc)

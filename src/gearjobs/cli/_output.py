@@ -69,6 +69,8 @@ class TerminalResponse:
         self.err = err or sys.stderr
         self.error: JobError | None = None
         self.kind: ResponseSuccess | None = None
+        self.nothing = False
+        """True when the answer was a success with nothing to show (204)."""
         self._events: _EventWriter | None = None
         self._console = Console(file=self.out) if self.out.isatty() else None
 
@@ -77,6 +79,7 @@ class TerminalResponse:
 
     def success(self, kind: ResponseSuccess) -> None:
         self.kind = kind
+        self.nothing = True
 
     def success_with_data(self, kind: ResponseSuccess, data: Any) -> None:
         self.kind = kind
