@@ -28,15 +28,7 @@ from typing import Any
 
 import orjson
 
-__all__ = (
-    "DECODER",
-    "LONE_SURROGATE",
-    "SURROGATE_ESCAPE",
-    "dumps",
-    "dumps_line",
-    "has_lone_surrogate",
-    "loads",
-)
+__all__ = ("DECODER", "dumps", "dumps_line", "lone_surrogate_in", "loads")
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _FALLBACK = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -87,15 +79,14 @@ DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite)
 """Standard JSON only: no NaN or Infinity, no number too large for a float (one decoder for
 all: json.loads with options makes one a call)."""
 
-SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
-"""Bytes of an escape that may parse to a lone surrogate (the cheap test before the real one)."""
-
-LONE_SURROGATE = "a lone UTF-16 surrogate escape"
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
 
 
-def has_lone_surrogate(value: Any) -> bool:
-    """True when `value` holds a lone surrogate ("\\ud800" parses to one), which no answer
-    could encode as UTF-8."""
+def lone_surrogate_in(text: str, value: Any) -> bool:
+    """True when `value`, parsed from `text`, holds a lone surrogate ("\\ud800" parses to
+    one), which no answer could encode as UTF-8. Only text with such an escape is looked at."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return False
     try:
         json.dumps(value, ensure_ascii=False).encode()
     except UnicodeEncodeError:
@@ -106,6 +97,6 @@ def has_lone_surrogate(value: Any) -> bool:
 def loads(text: str) -> Any:
     """Parse `text` as the server reads a request body; ValueError says what is wrong."""
     value = DECODER.decode(text)
-    if SURROGATE_ESCAPE.search(text.encode("utf-8", "surrogatepass")) and has_lone_surrogate(value):
-        raise ValueError(f"it holds {LONE_SURROGATE}")
+    if lone_surrogate_in(text, value):
+        raise ValueError("it holds a lone UTF-16 surrogate escape")
     return value

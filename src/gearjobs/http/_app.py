@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gearjobs._json import DECODER, LONE_SURROGATE, SURROGATE_ESCAPE, has_lone_surrogate
+from gearjobs._json import DECODER, lone_surrogate_in
 from gearjobs.dispatcher import Dispatcher, JobHandle
 from gearjobs.http._answer import answer, error_response, sse_answer
 from gearjobs.http._application import GearjobsApp
@@ -192,13 +192,14 @@ class _Api:
         if not body.strip():
             return {}
         try:
-            value = DECODER.decode(body.decode(_encoding(body), "surrogatepass"))
+            text = body.decode(_encoding(body), "surrogatepass")
+            value = DECODER.decode(text)
         except (ValueError, RecursionError) as exc:
             raise _refuse(400, f"the body is not valid JSON: {_short(exc)}") from None
         if not isinstance(value, dict):
             raise _refuse(400, "the body must be a JSON object of the job's parameters")
-        if SURROGATE_ESCAPE.search(body) and has_lone_surrogate(value):
-            raise _refuse(400, f"the body holds {LONE_SURROGATE}") from None
+        if lone_surrogate_in(text, value):
+            raise _refuse(400, "the body holds a lone UTF-16 surrogate escape")
         return value
 
     async def _body(self, request: Request) -> bytes:
