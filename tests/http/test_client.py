@@ -3,8 +3,10 @@
 import io
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +14,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gearjobs.dispatcher import Dispatcher
 from gearjobs.http import AsyncClient, Client, ServerUnreachable, create_app
-from gearjobs.jobs import ClientResponse, RequestIdentifier, ResponseFailure, ResponseSuccess
+from gearjobs.jobs import (
+    ClientResponse,
+    RequestIdentifier,
+    ResponseFailure,
+    ResponseSuccess,
+    ResponseWriter,
+)
 
 from ..proxy import DroppingProxy
 from ..servers import ServerProcess
@@ -148,3 +156,63 @@ def test_the_sync_client_gives_up_after_its_tries(tmp_path: Path) -> None:
     listener.close()
     with Client(f"http://127.0.0.1:{port}", tries=2) as client, pytest.raises(ServerUnreachable):
         client.run("echo", {}, ClientResponse())
+
+
+class _FirstTick(ClientResponse):
+    """Gathers a text stream and says when its first bytes came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began = threading.Event()
+
+    def success_with_write(
+        self, kind: ResponseSuccess, flush: bool, structured: bool
+    ) -> ResponseWriter:
+        writer = super().success_with_write(kind, flush, structured)
+        began = self.began
+
+        class Signalling:
+            def write(self, data: Any) -> None:
+                writer.write(data)
+                began.set()
+
+        return Signalling()
+
+
+def test_a_stream_whose_server_died_fails_as_lost_and_is_not_spliced_onto_a_new_run(
+    tmp_path: Path,
+) -> None:
+    """After kill -9 mid-stream, the client's retries follow the run whose stream began (its
+    replay ends with the lost marker), instead of sending the request again: that would run
+    the lost job anew and splice the new run's output onto the old one's (as it did)."""
+    store = f"sqlite:///{tmp_path}/c.db"
+    first = ServerProcess("--examples", "--store", store, cwd=tmp_path).start()
+    ident = RequestIdentifier.new()
+    response = _FirstTick()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with Client(first.url, tries=10) as client:
+                client.run("sleep", {"seconds": 60, "lines": 60}, response, id=ident)
+        except BaseException as exc:  # reported by the test's thread below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert response.began.wait(30), "the stream did not begin"
+        first.kill()
+        with ServerProcess(
+            "--examples", "--store", store, cwd=tmp_path, port=first.port
+        ) as second:
+            thread.join(60)
+            assert not thread.is_alive() and not failures, failures
+            record = httpx.get(f"{second.url}/jobs/{ident}").json()
+    finally:
+        first.kill()
+        thread.join(60)
+    assert response.error is not None
+    assert response.error.response_failure() is ResponseFailure.UNAVAILABLE
+    assert (record["state"], record["run"]) == ("lost", 1)  # not run again by the retries
+    assert response.data.getvalue().startswith(b"tick 1\n")

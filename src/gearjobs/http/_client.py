@@ -3,7 +3,9 @@
 `Client` (sync) and `AsyncClient` share one core (`_Exchange`), which builds each request,
 reads each answer into the Response and decides whether to retry; the two classes only do
 the I/O. A retry after a dropped connection replays the job's answer from its start: the
-core skips what the Response already received, so the Response sees every byte once.
+core skips what the Response already received, so the Response sees every byte once. Once a
+stream began, retries follow that run's output (`GET /jobs/{id}/output`) rather than send
+the request again, which would run a lost job anew and splice two runs' streams.
 """
 
 from __future__ import annotations
@@ -243,6 +245,22 @@ class _Exchange(_Retries):
         text = message.decode("utf-8", "replace")
         self._stream_failed(StructuredJobError(_code(code.decode()), text, None))
 
+    def next_request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[str, str, dict[str, str], bytes | None]:
+        """The request of the next try: the first one again until a stream began, then a
+        GET of the job's output.
+
+        The GET follows the run whose stream began, to its end: if that run was lost (its
+        server died), its replay ends with the lost marker, and the Response fails with
+        it. A POST would run a lost job again, and the new run's stream, skipped by what
+        the old one delivered, would be spliced onto it.
+        """
+        if self.writer is None or self.request_id is None:
+            return method, path, headers, body
+        keep = {k: v for k, v in headers.items() if k.lower() in ("accept", "authorization")}
+        return "GET", f"/jobs/{self.request_id}/output", keep, None
+
     def retry_error(self, error: Exception) -> float:
         try:
             return super().retry_error(error)
@@ -397,6 +415,7 @@ class Client(_Base):
     ) -> str | None:
         exchange = _Exchange(response, tries=self.tries)
         while True:
+            method, path, headers, body = exchange.next_request(method, path, headers, body)
             try:
                 with self._http.stream(method, path, headers=headers, content=body) as answer:
                     delay = exchange.retry_answer(answer)
@@ -465,6 +484,7 @@ class AsyncClient(_Base):
     ) -> str | None:
         exchange = _Exchange(response, tries=self.tries)
         while True:
+            method, path, headers, body = exchange.next_request(method, path, headers, body)
             try:
                 async with self._http.stream(method, path, headers=headers, content=body) as answer:
                     delay = exchange.retry_answer(answer)
