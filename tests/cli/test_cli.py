@@ -380,3 +380,20 @@ def test_ctrl_c_before_the_server_answered_does_not_claim_the_job_goes_on() -> N
             watcher.communicate()  # closes the pipes
     assert watcher.returncode == 130
     assert b"no answer yet" in err and b"goes on" not in err
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["to-a-byte-stream", "to-a-text-stream"])
+def test_a_character_split_between_chunks_is_printed_whole(binary: bool) -> None:
+    """A text stream's chunks end where the job's writes ended, which may be inside a UTF-8
+    character: each was decoded on its own, and such a character printed as two U+FFFD."""
+    text = "héllo wörld ✓ 日本語\n"
+    raw = io.BytesIO()
+    out: io.TextIOBase = io.TextIOWrapper(raw, encoding="utf-8") if binary else io.StringIO()
+    response = TerminalResponse(out=out, err=io.StringIO())  # type: ignore[arg-type]
+    writer = response.success_with_write(ResponseSuccess.OK, True, False)
+    encoded = text.encode()
+    for i in range(0, len(encoded), 3):
+        writer.write(encoded[i : i + 3])
+    out.flush()
+    printed = raw.getvalue().decode() if binary else out.getvalue()  # type: ignore[attr-defined]
+    assert printed == text

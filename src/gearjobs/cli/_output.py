@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -15,13 +16,27 @@ __all__ = ("TerminalResponse",)
 
 
 class _TextWriter:
+    """A text stream's bytes as they come: to the output's binary buffer when it has one
+    (every byte as the job wrote it, as curl prints it), else decoded as one UTF-8 stream,
+    so that a character split between two chunks is not broken into two bad ones."""
+
     def __init__(self, out: TextIO) -> None:
         self._out = out
+        self._binary: BinaryIO | None = getattr(out, "buffer", None)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def write(self, data: Any) -> None:
-        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
-        self._out.write(text)
-        self._out.flush()
+        out = self._out
+        if isinstance(data, str):
+            out.write(data)
+        elif self._binary is not None:
+            out.flush()  # what was written as text goes first
+            self._binary.write(bytes(data))
+            self._binary.flush()
+            return
+        else:
+            out.write(self._decoder.decode(bytes(data)))
+        out.flush()
 
 
 class _EventWriter:
