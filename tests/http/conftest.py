@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +32,9 @@ class BrokenTable:
 
     def write_table_to(self, out: Any) -> None:
         raise RuntimeError("the table's own code is broken")
+
+
+SPLIT_TEXT = "héllo wörld ✓ 日本語 🎉\n"
 
 
 def test_jobs() -> JobSet:
@@ -91,6 +95,16 @@ def test_jobs() -> JobSet:
     @jobs.job("data", fast=True)
     async def data(params: Params, response: Response) -> None:
         response.success_with_data(ResponseSuccess.OK, params["value"])
+
+    @jobs.job("split-text")
+    async def split_text(params: Params, response: Response) -> None:
+        # UTF-8 text written `size` bytes at a time: characters split between writes.
+        response.write_pending_success("Text-Size", len(SPLIT_TEXT.encode()))
+        writer = response.success_with_write(ResponseSuccess.OK, True, False)
+        encoded, size = SPLIT_TEXT.encode(), params.integer("size", 1)
+        for i in range(0, len(encoded), size):
+            writer.write(encoded[i : i + size])
+            await asyncio.sleep(0)  # one chunk each: writes of one turn may be joined
 
     @jobs.job("pending", fast=True)
     async def pending(params: Params, response: Response) -> None:

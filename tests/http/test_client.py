@@ -203,9 +203,7 @@ def test_a_stream_whose_server_died_fails_as_lost_and_is_not_spliced_onto_a_new_
     try:
         assert response.began.wait(30), "the stream did not begin"
         first.kill()
-        with ServerProcess(
-            "--examples", "--store", store, cwd=tmp_path, port=first.port
-        ) as second:
+        with ServerProcess("--examples", "--store", store, cwd=tmp_path, port=first.port) as second:
             thread.join(60)
             assert not thread.is_alive() and not failures, failures
             record = httpx.get(f"{second.url}/jobs/{ident}").json()

@@ -11,6 +11,7 @@ from gearjobs.dispatcher import Dispatcher
 from gearjobs.jobs import RequestIdentifier
 from gearjobs.store import JobKey, JobRecord, JobState
 
+from .conftest import SPLIT_TEXT
 from .sse import parse_sse
 
 STREAM = {"Accept": "application/x-ndjson"}
@@ -352,3 +353,48 @@ async def test_metrics_need_the_token_when_there_are_tokens(authed: httpx.AsyncC
     assert (await authed.get("/metrics")).status_code == 401
     assert (await authed.get("/metrics", headers=ALICE)).status_code == 200
     assert (await authed.get("/healthz")).status_code == 200, "health checks need no token"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+async def test_server_sent_events_carry_characters_split_between_chunks_whole(
+    client: httpx.AsyncClient, size: int
+) -> None:
+    """Each text chunk was decoded on its own, so a character split between two writes came
+    as U+FFFD in both events. Now a split character comes whole in the event of the chunk
+    that ends it, also in a stream resumed from any event."""
+    ident = RequestIdentifier.new()
+    sse = {"Accept": "text/event-stream"}
+    r = await client.post("/jobs/split-text", json={"size": size}, headers=with_id(ident, **sse))
+    events = parse_sse(r.text)
+    texts = [e.data for e in events if e.event == "text"]
+    assert "".join(texts).replace("\n", "") == SPLIT_TEXT.replace("\n", "")
+    assert "\ufffd" not in r.text
+    for last in range(1, len(events) - 1):
+        resumed = await client.get(
+            f"/jobs/{ident}/output", headers={**sse, "Last-Event-ID": str(last)}
+        )
+        assert parse_sse(resumed.text) == events[last + 1 :], f"resumed after {last}"
+        assert resumed.headers["X-Text-Size"] == str(len(SPLIT_TEXT.encode()))
+
+
+@pytest.mark.parametrize(("job", "body"), [("count", {"to": 2, "delay": 0}), ("echo", {})])
+async def test_resuming_at_or_past_the_end_of_a_finished_answer_is_204(
+    client: httpx.AsyncClient, job: str, body: dict[str, object]
+) -> None:
+    """An empty 200 made a browser's EventSource reconnect for ever; 204 tells it to stop.
+    A data answer has no `end` event: resuming after its `success` event is the end."""
+    ident = RequestIdentifier.new()
+    sse = {"Accept": "text/event-stream"}
+    events = parse_sse(
+        (await client.post(f"/jobs/{job}", json=body, headers=with_id(ident, **sse))).text
+    )
+    last = events[-1].id
+    for after in (last, last + 1, last + 100):
+        r = await client.get(f"/jobs/{ident}/output", headers={**sse, "Last-Event-ID": str(after)})
+        assert (r.status_code, r.content) == (204, b""), after
+    if last == 0:
+        return
+    before = await client.get(
+        f"/jobs/{ident}/output", headers={**sse, "Last-Event-ID": str(last - 1)}
+    )
+    assert parse_sse(before.text) == events[-1:]

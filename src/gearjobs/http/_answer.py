@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -156,10 +157,16 @@ async def answer(handle: JobHandle, mode: Mode, headers: dict[str, str]) -> Resp
     )
 
 
-def _sse_event(position: int, entry: Entry) -> bytes:
+PRIMING = 16
+"""Text chunks read before a resume point, to decode what the first one resumed continues."""
+
+
+def _sse_event(position: int, entry: Entry, decoder: codecs.IncrementalDecoder) -> bytes:
     if isinstance(entry, Chunk):
         kind = "text"
-        data = entry.data.decode("utf-8", errors="replace")
+        # One decoder for the stream: a character split between two chunks comes whole
+        # with the second (the first chunk's event carries the text before it).
+        data = decoder.decode(entry.data)
     elif isinstance(entry, Event):
         kind = "event"
         data = entry.line().decode().rstrip("\n")
@@ -188,18 +195,25 @@ def _sse_event(position: int, entry: Entry) -> bytes:
 
 
 async def _sse_body(
-    batches: AsyncGenerator[list[Entry], None], offset: int, first: list[Entry]
+    batches: AsyncGenerator[list[Entry], None], offset: int, first: list[Entry], start: int
 ) -> AsyncIterator[bytes]:
-    position = offset
+    """The events from position `offset`, of the entries that `batches` gives from `start`
+    (those before `offset` only prime the text decoder)."""
+    position = start
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     try:
         batch = first
         while True:
             if batch:
                 parts = []
                 for entry in batch:
-                    parts.append(_sse_event(position, entry))
+                    if position >= offset:
+                        parts.append(_sse_event(position, entry, decoder))
+                    elif isinstance(entry, Chunk):
+                        decoder.decode(entry.data)
                     position += 1
-                yield b"".join(parts)
+                if parts:
+                    yield b"".join(parts)
             try:
                 batch = await anext(batches)
             except StopAsyncIteration:
@@ -208,16 +222,20 @@ async def _sse_body(
         await batches.aclose()
 
 
-async def sse_answer(handle: JobHandle, offset: int, headers: dict[str, str]) -> StreamingResponse:
+async def sse_answer(handle: JobHandle, offset: int, headers: dict[str, str]) -> Response:
     """The journal from `offset` as Server-Sent Events; each event's id is its position.
 
     Event types: `success` (kind, body, pending values, data), `text` (a chunk of a text
     stream), `event` (one structured event), `end` (the stream ended), `failure` (message,
-    code, data). A client resumes with `Last-Event-ID: <id>` right after that entry. From the
-    start, the answer waits for the job's first entry, so that its pending values are headers
-    as in every other answer.
+    code, data). A client resumes with `Last-Event-ID: <id>` right after that entry. The
+    answer waits for the job's first entry, so that its pending values are headers as in
+    every other answer, and, resumed, for an entry at the resume point: at or past the end
+    of a finished journal it is 204, which tells an `EventSource` not to reconnect.
     """
-    batches = handle.follow_batches(offset)
+    # A resumed stream begins up to PRIMING entries earlier, for a character that the chunk
+    # before the resume point began (entry 0 is the success: chunks are from 1 on).
+    start = max(1, offset - PRIMING) if offset > 1 else offset
+    batches = handle.follow_batches(start)
     first: list[Entry] = []
     if offset == 0:
         try:
@@ -226,8 +244,18 @@ async def sse_answer(handle: JobHandle, offset: int, headers: dict[str, str]) ->
             first = []
         if first and isinstance(first[0], Succeeded):
             headers = {**headers, **pending_headers(first[0])}
+    else:
+        succeeded = await handle.first()
+        if isinstance(succeeded, Succeeded) and succeeded.pending:
+            headers = {**headers, **pending_headers(succeeded)}
+        while start + len(first) <= offset:  # no entry at the resume point yet
+            try:
+                first += await anext(batches)
+            except StopAsyncIteration:  # the journal ended before it
+                await batches.aclose()
+                return Response(status_code=204, headers=headers)
     return StreamingResponse(
-        _sse_body(batches, offset, first),
+        _sse_body(batches, offset, first, start),
         status_code=200,
         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         media_type="text/event-stream",
