@@ -397,3 +397,32 @@ def test_a_character_split_between_chunks_is_printed_whole(binary: bool) -> None
     out.flush()
     printed = raw.getvalue().decode() if binary else out.getvalue()  # type: ignore[attr-defined]
     assert printed == text
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--retention", "inf"),  # on Redis every answer's write failed, then the job was lost
+        ("--retention", "nan"),  # nothing was ever pruned
+        ("--retention", "1e300"),
+        ("--retention", "0"),
+        ("--close-timeout", "-1"),
+        ("--close-timeout", "nan"),
+        ("--body-limit", "-1"),  # every body was 413, "larger than the limit of -1 bytes"
+        ("--queue-fast", "0"),
+        ("--queue-slow", "-3"),
+        ("--concurrent", "0"),
+        ("--track-duplicate-ids", "-1"),
+    ],
+)
+def test_serve_refuses_option_values_out_of_range(option: str, value: str) -> None:
+    # A process of its own, as above: a serve that took the value would serve until killed.
+    command = [sys.executable, "-m", "gearjobs.cli", "serve", "--store", "memory://"]
+    done = subprocess.run(
+        [*command, "--port", str(free_port()), option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert option in done.stderr

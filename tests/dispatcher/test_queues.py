@@ -627,3 +627,9 @@ async def test_a_listing_by_state_matches_live_states_and_keeps_its_pages_full(
     assert order == sorted(order, reverse=True)
     assert all(r.state is JobState.RUNNING for r in listed)
     assert [r.key for r in queued] == [keys[3]]
+
+
+@pytest.mark.parametrize("retention", [0.0, -1.0, float("nan"), float("inf")])
+def test_retention_must_be_a_positive_finite_number(retention: float) -> None:
+    with pytest.raises(GearjobsError, match="retention must be a positive number"):
+        Dispatcher(retention=retention)

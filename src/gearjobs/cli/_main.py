@@ -8,6 +8,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import math
 import signal
 import socket
 import sys
@@ -77,6 +78,26 @@ def _load_extensions(spec: str) -> list[JobExtension]:
     )
 
 
+_AT_LEAST_1 = click.IntRange(min=1)
+MAX_SECONDS = 10 * 365 * 86400.0
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds, up to ten years: positive, or (`positive=False`) >= 0. (A float
+    option took inf, nan and 1e300; on Redis every answer's write then failed.)"""
+
+    name = "number of seconds"
+
+    def __init__(self, *, positive: bool) -> None:
+        super().__init__(min=0.0, min_open=positive, max=MAX_SECONDS)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):  # between any two bounds, to the range's comparisons
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar=_env("HOST"))
 @click.option(
@@ -97,18 +118,45 @@ def _load_extensions(spec: str) -> list[JobExtension]:
 @click.option("--examples/--no-examples", default=False, envvar=_env("EXAMPLES"))
 @click.option("--app", "apps", multiple=True, envvar=_env("APP"), help="MODULE:ATTR extensions")
 @click.option("--tokens", type=click.Path(dir_okay=False), envvar=_env("TOKENS"))
-@click.option("--queue-fast", default=1024, show_default=True, envvar=_env("QUEUE_FAST"))
-@click.option("--queue-slow", default=256, show_default=True, envvar=_env("QUEUE_SLOW"))
-@click.option("--concurrent", default=16, show_default=True, envvar=_env("CONCURRENT"))
 @click.option(
-    "--track-duplicate-ids", default=100_000, show_default=True, envvar=_env("TRACK_DUPLICATE_IDS")
+    "--queue-fast", default=1024, show_default=True, envvar=_env("QUEUE_FAST"), type=_AT_LEAST_1
 )
 @click.option(
-    "--retention", default=86400.0, show_default=True, envvar=_env("RETENTION"), type=float
+    "--queue-slow", default=256, show_default=True, envvar=_env("QUEUE_SLOW"), type=_AT_LEAST_1
+)
+@click.option(
+    "--concurrent", default=16, show_default=True, envvar=_env("CONCURRENT"), type=_AT_LEAST_1
+)
+@click.option(
+    "--track-duplicate-ids",
+    default=100_000,
+    show_default=True,
+    envvar=_env("TRACK_DUPLICATE_IDS"),
+    type=click.IntRange(min=0),
+)
+@click.option(
+    "--retention",
+    default=86400.0,
+    show_default=True,
+    envvar=_env("RETENTION"),
+    type=Seconds(positive=True),
+    help="seconds a finished job's answer is kept (at most ten years)",
 )
 @click.option("--node", envvar=_env("NODE"), help="this server's name (default HOST:PORT)")
-@click.option("--close-timeout", default=30.0, show_default=True, envvar=_env("CLOSE_TIMEOUT"))
-@click.option("--body-limit", default=100 * 1024, show_default=True, envvar=_env("BODY_LIMIT"))
+@click.option(
+    "--close-timeout",
+    default=30.0,
+    show_default=True,
+    envvar=_env("CLOSE_TIMEOUT"),
+    type=Seconds(positive=False),
+)
+@click.option(
+    "--body-limit",
+    default=100 * 1024,
+    show_default=True,
+    envvar=_env("BODY_LIMIT"),
+    type=click.IntRange(min=0),
+)
 @click.option("--log-level", default="info", show_default=True, envvar=_env("LOG_LEVEL"))
 @click.option(
     "--log-format",

@@ -8,6 +8,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import math
 import os
 import socket
 import time
@@ -170,8 +171,8 @@ class Dispatcher:
         observers: Sequence[JobObserver] = (),
         hold_answers: bool = True,
     ) -> None:
-        if retention <= 0:
-            raise GearjobsError(f"retention must be positive, not {retention}")
+        if not 0 < retention < math.inf:  # also false for nan
+            raise GearjobsError(f"retention must be a positive number of seconds, not {retention}")
         if track_duplicate_ids < 0:
             raise GearjobsError(f"track_duplicate_ids must be >= 0, not {track_duplicate_ids}")
         self.store: Store = store if store is not None else MemoryStore()
