@@ -426,3 +426,20 @@ def test_serve_refuses_option_values_out_of_range(option: str, value: str) -> No
     )
     assert done.returncode == 2, done.stderr
     assert option in done.stderr
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n"])
+def test_serve_stops_at_a_token_file_that_lists_no_token(tmp_path: Path, text: str) -> None:
+    """Such a server refused every request with 401 and said nothing at start."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(text)
+    # A process of its own: a serve that took the file would serve until the timeout.
+    command = [sys.executable, "-m", "gearjobs.cli", "serve", "--store", "memory://"]
+    done = subprocess.run(
+        [*command, "--port", str(free_port()), "--tokens", str(tokens)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "lists no token" in done.stderr

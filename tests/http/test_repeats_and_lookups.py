@@ -398,3 +398,14 @@ async def test_resuming_at_or_past_the_end_of_a_finished_answer_is_204(
         f"/jobs/{ident}/output", headers={**sse, "Last-Event-ID": str(last - 1)}
     )
     assert parse_sse(before.text) == events[-1:]
+
+
+async def test_two_authorization_headers_are_400(authed: httpx.AsyncClient) -> None:
+    """The first one won; which of two tokens names the user is not for the server to guess."""
+    headers = [("Authorization", "Bearer alice-token"), ("Authorization", "Bearer bob-token")]
+    for method, path in (("POST", "/jobs/echo"), ("GET", "/jobs")):
+        r = await authed.request(method, path, headers=headers)
+        assert r.status_code == 400
+        assert r.json()["message"] == "Authorization came more than once"
+    same = [("Authorization", "Bearer alice-token")] * 2
+    assert (await authed.get("/jobs", headers=same)).status_code == 400

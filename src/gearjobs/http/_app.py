@@ -115,7 +115,12 @@ class _Api:
     def user(self, request: Request) -> str:
         if self.tokens is None:
             return ANONYMOUS
-        header = _header(request, "authorization")
+        headers = _headers(request)
+        header = headers.get("authorization")
+        if len(headers) != len(request.scope["headers"]):  # some header came more than once
+            named = [n for n, _ in request.scope["headers"] if n.lower() == b"authorization"]
+            if len(named) > 1:  # which names the user is not for the server to guess
+                raise _refuse(400, "Authorization came more than once")
         if header is None:
             raise Refused(self._unauthorized("this server needs Authorization: Bearer <token>"))
         scheme, _, token = header.partition(" ")

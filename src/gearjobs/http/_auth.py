@@ -54,6 +54,8 @@ class Tokens:
             if token in users:
                 raise TokenFileError(f"{path}:{number}: this token is listed twice")
             users[token] = user
+        if not users:  # a server that refuses every request is a mistake, not a setting
+            raise TokenFileError(f"the token file {path} lists no token ('TOKEN USER' a line)")
         return cls(users, path=path)
 
     def reload(self) -> None:
