@@ -179,14 +179,32 @@ class _FirstTick(ClientResponse):
         return Signalling()
 
 
-def test_a_stream_whose_server_died_fails_as_lost_and_is_not_spliced_onto_a_new_run(
+PID_JOBS = """
+import asyncio, os
+from gearjobs.jobs import JobSet, Params, Response, ResponseSuccess
+
+jobs = JobSet()
+
+@jobs.job("pid-lines")
+async def pid_lines(params: Params, response: Response) -> None:
+    writer = response.success_with_write(ResponseSuccess.OK, True, False)
+    for i in range(params.integer("lines", 1)):
+        writer.write(f"process {os.getpid()} line {i}\\n")
+        await asyncio.sleep(0.5)
+"""
+
+
+def test_a_stream_whose_run_was_lost_is_not_spliced_onto_a_new_run_that_differs(
     tmp_path: Path,
 ) -> None:
-    """After kill -9 mid-stream, the client's retries follow the run whose stream began (its
-    replay ends with the lost marker), instead of sending the request again: that would run
-    the lost job anew and splice the new run's output onto the old one's (as it did)."""
-    store = f"sqlite:///{tmp_path}/c.db"
-    first = ServerProcess("--examples", "--store", store, cwd=tmp_path).start()
+    """After kill -9 mid-stream, the client's retry ran the lost job again and skipped as
+    many bytes of the new run's stream as the old one had delivered: two runs' output in
+    one answer, reported as a success. Now the new run's stream goes on only if its
+    beginning is what was shown; this one (each line names its process) differs, and the
+    answer fails instead. (A run that writes the same goes on: see the CLI's crash test.)"""
+    (tmp_path / "pid_jobs.py").write_text(PID_JOBS)
+    args = ("--app", "pid_jobs:jobs", "--store", f"sqlite:///{tmp_path}/c.db")
+    first = ServerProcess(*args, cwd=tmp_path).start()
     ident = RequestIdentifier.new()
     response = _FirstTick()
     failures: list[BaseException] = []
@@ -194,7 +212,7 @@ def test_a_stream_whose_server_died_fails_as_lost_and_is_not_spliced_onto_a_new_
     def run() -> None:
         try:
             with Client(first.url, tries=10) as client:
-                client.run("sleep", {"seconds": 60, "lines": 60}, response, id=ident)
+                client.run("pid-lines", {"lines": 8}, response, id=ident)
         except BaseException as exc:  # reported by the test's thread below
             failures.append(exc)
 
@@ -203,7 +221,7 @@ def test_a_stream_whose_server_died_fails_as_lost_and_is_not_spliced_onto_a_new_
     try:
         assert response.began.wait(30), "the stream did not begin"
         first.kill()
-        with ServerProcess("--examples", "--store", store, cwd=tmp_path, port=first.port) as second:
+        with ServerProcess(*args, cwd=tmp_path, port=first.port) as second:
             thread.join(60)
             assert not thread.is_alive() and not failures, failures
             record = httpx.get(f"{second.url}/jobs/{ident}").json()
@@ -211,6 +229,8 @@ def test_a_stream_whose_server_died_fails_as_lost_and_is_not_spliced_onto_a_new_
         first.kill()
         thread.join(60)
     assert response.error is not None
-    assert response.error.response_failure() is ResponseFailure.UNAVAILABLE
-    assert (record["state"], record["run"]) == ("lost", 1)  # not run again by the retries
-    assert response.data.getvalue().startswith(b"tick 1\n")
+    assert response.error.response_failure() is ResponseFailure.ERROR
+    assert "differs" in response.error.message
+    shown = response.data.getvalue().decode().splitlines()
+    assert shown and {line.split()[1] for line in shown} == {str(first.process.pid)}
+    assert record["run"] == 2  # it ran again, as a lost job does when its request comes again

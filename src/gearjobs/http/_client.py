@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import json
 import math
 import re
@@ -32,6 +33,7 @@ from gearjobs.jobs import (
     ResponseWriter,
     StructuredJobError,
 )
+from gearjobs.store import LOST_MESSAGE
 
 __all__ = ("AsyncClient", "Client", "ServerUnreachable")
 
@@ -39,6 +41,10 @@ DEFAULT_URL = "http://127.0.0.1:43273"
 RETRY_STATUSES = frozenset({429, 503})
 MAX_RETRY_AFTER = 30.0
 _NOT_PENDING = frozenset({"x-request-id", "x-job-state", "x-accel-buffering"})
+DIVERGED = (
+    "the job ran again after its server stopped, and the new run's output differs from "
+    "what was shown of the lost run's: it is not joined to it"
+)
 _MARKER = b"\n$error: "
 """How the error marker that ends a failed text stream begins (API.md)."""
 _TEXT_MARKER = re.compile(rb"\n\$error: ([a-z-]+): ([^\n]*)\n", re.DOTALL)
@@ -65,9 +71,13 @@ class _Retries:
         backoff: float = min(0.2 * 2.0 ** (self.attempt - 1), MAX_RETRY_AFTER)
         return backoff
 
-    def retry_answer(self, answer: httpx.Response) -> float | None:
-        """Seconds to wait before trying again after this answer (429 or 503), else None."""
-        if answer.status_code not in RETRY_STATUSES:
+    def retry_answer(self, answer: httpx.Response, body: bytes = b"") -> float | None:
+        """Seconds to wait before trying again after this answer (429 or 503), else None.
+
+        A 503 whose `body` says that the job was lost is the job's answer: the job will not
+        come back by waiting (sending the request again runs it again).
+        """
+        if answer.status_code not in RETRY_STATUSES or _is_lost(body):
             return None
         backoff = self._next_try(f"HTTP {answer.status_code}")
         if backoff is None:
@@ -83,6 +93,14 @@ class _Retries:
                 f"could not reach the server after {self.tries} tries ({self.last_error})"
             ) from error
         return backoff
+
+
+def _is_lost(body: bytes) -> bool:
+    """Whether a failure's JSON body is the answer of a job that was lost."""
+    try:
+        return bool(json.loads(body).get("message") == LOST_MESSAGE)
+    except (ValueError, AttributeError):
+        return False
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -124,6 +142,14 @@ class _Exchange(_Retries):
         self.structured = False
         self.delivered = 0  # bytes (text) or lines (events) already given to the Response
         self.seen = 0  # of the current attempt
+        self.shown = hashlib.sha256()
+        """Of the stream's bytes written to the Response (`delivered`, less `held`)."""
+        self.replayed = hashlib.sha256()
+        """Of this try's bytes up to `delivered`: a replay must match what was shown."""
+        self.diverged = False
+        self.first: tuple[str, str, dict[str, str], bytes | None] | None = None
+        self.again: float | None = None
+        """Set when the stream's run was lost: wait this long, then send the request again."""
         self.buffer = b""
         self.held = b""
         """The end of a text stream so far that may be the error marker (kept until known)."""
@@ -135,6 +161,7 @@ class _Exchange(_Retries):
         """Read the status and headers of an answer into the Response."""
         self.seen = 0
         self.buffer = b""
+        self.replayed = hashlib.sha256()
         self.request_id = answer.headers.get("x-request-id", self.request_id)
         status = answer.status_code
         if self.began:
@@ -193,21 +220,29 @@ class _Exchange(_Retries):
         writer = self.writer
         if writer is None:
             return
+        if self.diverged or self.again is not None:
+            return
         if not self.structured:
             start = self.seen
             self.seen += len(chunk)
-            if self.seen > self.delivered:
-                fresh = chunk[max(0, self.delivered - start) :]
-                self.delivered = self.seen
-                self._text(writer, fresh)
+            if start < self.delivered:  # replayed: checked against what was shown
+                self.replayed.update(chunk[: self.delivered - start])
+                if self.seen < self.delivered or not self._same_as_shown():
+                    return
+                chunk = chunk[self.delivered - start :]
+            if chunk:
+                self.delivered += len(chunk)
+                self._text(writer, chunk)
             return
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             self.seen += 1
             if self.seen <= self.delivered:
+                self.replayed.update(line + b"\n")
+                if self.seen == self.delivered and not self._same_as_shown():
+                    return
                 continue
-            self.delivered = self.seen
             value = json.loads(line)
             if isinstance(value, dict) and len(value) == 1 and "$error" in value:
                 error = value["$error"]
@@ -216,8 +251,23 @@ class _Exchange(_Retries):
                         _code(error.get("code")), str(error.get("message", "")), error.get("data")
                     )
                 )
+                if self.again is not None:
+                    return
             else:
                 writer.write(value)
+                self.shown.update(line + b"\n")
+            self.delivered = self.seen
+
+    def _same_as_shown(self) -> bool:
+        """Whether this try's stream so far is what the Response was shown; if not, it
+        fails (the job ran again, and its new run wrote something else)."""
+        shown = self.shown.copy()
+        shown.update(self.held)  # delivered, held back while it may begin the marker
+        if self.replayed.digest() == shown.digest():
+            return True
+        self.diverged = True
+        self._stream_failed(StructuredJobError(ResponseFailure.ERROR, DIVERGED, None))
+        return False
 
     def _text(self, writer: ResponseWriter, data: bytes) -> None:
         """Write text, keeping back an end that may be the error marker: a marker ends the
@@ -233,17 +283,24 @@ class _Exchange(_Retries):
         self.held = data[start:]
         if start:
             writer.write(data[:start])
+            self.shown.update(data[:start])
 
     def end(self) -> None:
         """The stream ended: what was kept back is the error marker, or data after all."""
+        if self.diverged or self.again is not None:
+            return
+        if self.seen < self.delivered:  # a replay shorter than what was shown
+            self.diverged = True
+            self._stream_failed(StructuredJobError(ResponseFailure.ERROR, DIVERGED, None))
+            return
         marker = _TEXT_MARKER.fullmatch(self.held)
         if marker is None:
             self._flush()
             return
-        self.held = b""
+        unshown, self.held = len(self.held), b""
         code, message = marker.groups()
         text = message.decode("utf-8", "replace")
-        self._stream_failed(StructuredJobError(_code(code.decode()), text, None))
+        self._stream_failed(StructuredJobError(_code(code.decode()), text, None), unshown)
 
     def next_request(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None
@@ -251,11 +308,18 @@ class _Exchange(_Retries):
         """The request of the next try: the first one again until a stream began, then a
         GET of the job's output.
 
-        The GET follows the run whose stream began, to its end: if that run was lost (its
-        server died), its replay ends with the lost marker, and the Response fails with
-        it. A POST would run a lost job again, and the new run's stream, skipped by what
-        the old one delivered, would be spliced onto it.
+        The GET follows the run whose stream began, to its end. If that run was lost (its
+        server died), its replay ends with the lost marker; then the request is sent again,
+        which runs the job again, and the new run's stream goes on from where the Response
+        is only if its beginning is the same bytes as what the Response got (a SHA-256 of
+        both). A stream that differs fails: the Response never gets two runs' output
+        spliced into one.
         """
+        if self.first is None:
+            self.first = (method, path, headers, body)
+        if self.again is not None:  # the lost run's stream ended: run it again
+            self.again = None
+            return self.first
         if self.writer is None or self.request_id is None:
             return method, path, headers, body
         keep = {k: v for k, v in headers.items() if k.lower() in ("accept", "authorization")}
@@ -273,8 +337,22 @@ class _Exchange(_Retries):
         held, self.held = self.held, b""
         if held and self.writer is not None:
             self.writer.write(held)
+            self.shown.update(held)
 
-    def _stream_failed(self, failed: JobError) -> None:
+    def _stream_failed(self, failed: JobError, unshown: int = 0) -> None:
+        """The stream ended with `failed` (`unshown`: the marker's bytes, counted as
+        delivered but never shown)."""
+        if (
+            failed.message == LOST_MESSAGE
+            and self.first is not None
+            and self.first[0] == "POST"
+            and not self.diverged
+        ):
+            delay = self._next_try("the job was lost")
+            if delay is not None:  # its run is lost: run it again (see `next_request`)
+                self.again = delay
+                self.delivered -= unshown
+                return
         self._flush()
         stream_failed = getattr(self.response, "stream_failed", None)
         if callable(stream_failed):
@@ -418,7 +496,8 @@ class Client(_Base):
             method, path, headers, body = exchange.next_request(method, path, headers, body)
             try:
                 with self._http.stream(method, path, headers=headers, content=body) as answer:
-                    delay = exchange.retry_answer(answer)
+                    busy = answer.read() if answer.status_code in RETRY_STATUSES else b""
+                    delay = exchange.retry_answer(answer, busy)
                     if delay is None:
                         exchange.begin(answer)
                         if exchange.streaming:
@@ -427,7 +506,9 @@ class Client(_Base):
                             exchange.end()
                         else:
                             exchange.read_whole(answer, answer.read())
-                        return exchange.request_id
+                        if exchange.again is None:
+                            return exchange.request_id
+                        delay = exchange.again  # the stream's run was lost: run it again
             except httpx.TransportError as exc:
                 delay = exchange.retry_error(exc)
             time.sleep(delay)
@@ -487,7 +568,8 @@ class AsyncClient(_Base):
             method, path, headers, body = exchange.next_request(method, path, headers, body)
             try:
                 async with self._http.stream(method, path, headers=headers, content=body) as answer:
-                    delay = exchange.retry_answer(answer)
+                    busy = await answer.aread() if answer.status_code in RETRY_STATUSES else b""
+                    delay = exchange.retry_answer(answer, busy)
                     if delay is None:
                         exchange.begin(answer)
                         if exchange.streaming:
@@ -496,7 +578,9 @@ class AsyncClient(_Base):
                             exchange.end()
                         else:
                             exchange.read_whole(answer, await answer.aread())
-                        return exchange.request_id
+                        if exchange.again is None:
+                            return exchange.request_id
+                        delay = exchange.again  # the stream's run was lost: run it again
             except httpx.TransportError as exc:
                 delay = exchange.retry_error(exc)
             await asyncio.sleep(delay)
