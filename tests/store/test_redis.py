@@ -171,6 +171,20 @@ def test_redis_urls_carry_the_reply_timeout_of_the_script_connection() -> None:
             store_from_url(f"redis://127.0.0.1:6379/0?reply_timeout={bad}")
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("leese=10", "unknown parameter 'leese'"),  # was taken, and the lease left at 10 s
+        ("lease=5&prefx=app", "unknown parameter 'prefx'"),  # two deployments shared keys
+        ("prefix=a&prefix=b", "prefix is given more than once"),
+        ("prefix=", "prefix must not be empty"),
+    ],
+)
+def test_redis_urls_refuse_unknown_repeated_and_empty_parameters(query: str, message: str) -> None:
+    with pytest.raises(GearjobsError, match=message):
+        store_from_url(f"redis://127.0.0.1:6379/0?{query}")
+
+
 async def test_claims_from_one_loop_turn_share_a_pipeline_and_each_gets_its_own_answer(
     nodes: tuple[RedisStore, RedisStore],
 ) -> None:

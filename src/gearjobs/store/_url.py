@@ -32,7 +32,18 @@ def store_from_url(url: str, *, retention: float = 24 * 3600.0) -> Store:
     if parts.scheme in ("redis", "rediss"):
         from gearjobs.store._redis import RedisStore
 
-        query = parse_qs(parts.query)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(query) - {"lease", "prefix", "reply_timeout"})
+        if unknown:  # a typo (`leese`, `prefx`) would otherwise go unseen
+            raise GearjobsError(
+                f"store {shown!r}: unknown parameter {unknown[0]!r} "
+                "(a Redis URL takes lease, prefix and reply_timeout)"
+            )
+        repeated = sorted(name for name, values in query.items() if len(values) > 1)
+        if repeated:
+            raise GearjobsError(f"store {shown!r}: {repeated[0]} is given more than once")
+        if query.get("prefix") == [""]:
+            raise GearjobsError(f"store {shown!r}: prefix must not be empty")
         try:
             lease = float(query.get("lease", ["10"])[0])
         except ValueError:
