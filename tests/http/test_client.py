@@ -232,5 +232,6 @@ def test_a_stream_whose_run_was_lost_is_not_spliced_onto_a_new_run_that_differs(
     assert response.error.response_failure() is ResponseFailure.ERROR
     assert "differs" in response.error.message
     shown = response.data.getvalue().decode().splitlines()
+    assert first.process is not None
     assert shown and {line.split()[1] for line in shown} == {str(first.process.pid)}
     assert record["run"] == 2  # it ran again, as a lost job does when its request comes again
