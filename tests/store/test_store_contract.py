@@ -181,6 +181,26 @@ async def test_prune_drops_old_answers_remembers_ids_then_forgets_the_oldest(sto
     assert [r.key for r in await store.list_records()] == [recs[3].key]
 
 
+async def test_a_remembered_id_keeps_its_record_without_its_answer(store: Store) -> None:
+    """On Redis a remembered id was a stub (name "", state succeeded, created_at 0, no
+    fingerprint): `GET /jobs/{id}` showed a made-up record, and the same id with another
+    request answered ran-to-completion there but request-mismatch (422) on SQLite."""
+    rec = record()
+    await store.claim(rec)
+    rec.state, rec.failure, rec.finished_at = JobState.FAILED, ResponseFailure.NOT_FOUND, 3.0
+    await store.finish(rec, [Failed(ResponseFailure.NOT_FOUND, "gone")])
+    await store.prune(now=100.0, retention=10.0, remember=100)
+    got = await store.get(rec.key)
+    assert got is not None and not got.kept
+    shown = (got.name, got.fingerprint, got.state, got.failure, got.created_at, got.node)
+    assert shown == (rec.name, rec.fingerprint, JobState.FAILED, ResponseFailure.NOT_FOUND,
+                     rec.created_at, rec.node)  # fmt: skip
+    assert await store.read(rec.key) == []
+    again = await store.claim(JobRecord(rec.key, rec.name, "another-fingerprint"))
+    assert not again.claimed
+    assert again.existing is not None and again.existing.fingerprint == rec.fingerprint
+
+
 async def test_prune_forgets_lost_jobs_entirely(store: Store) -> None:
     rec = record()
     await store.claim(rec)
@@ -243,3 +263,15 @@ async def test_entries_without_a_position_go_at_the_end(store: Store) -> None:
     await store.append(rec.key, STREAM[:1])
     await store.append(rec.key, STREAM[:1])
     assert await store.read(rec.key) == [STREAM[0], STREAM[0]]
+
+
+async def test_a_prune_of_more_than_a_batch_remembers_exactly_the_newest_ids(
+    store: Store,
+) -> None:
+    recs = [record() for _ in range(1_100)]  # more than a prune's batch of 500
+    for i, rec in enumerate(recs):
+        await store.claim(rec)
+        await finish(store, rec, [Succeeded(ResponseSuccess.OK, Body.NONE, {})], at=float(i))
+    await store.prune(now=10_000.0, retention=10.0, remember=100)
+    known = [await store.get(rec.key) is not None for rec in recs]
+    assert known == [False] * 1_000 + [True] * 100

@@ -56,6 +56,9 @@ logger = logging.getLogger("gearjobs.store")
 
 T = TypeVar("T")
 
+PRUNE_BATCH = 500
+"""Records a prune's script handles a call, so that other requests interleave with it."""
+
 _ScriptCall = tuple[Any, int, list[Any], "asyncio.Future[Any]", str]
 """A script, its number of keys, its keys and arguments, the caller's future, what it does."""
 
@@ -182,7 +185,9 @@ return 1
 """
 
 # Drop the answers of finished jobs (ARGV[3..], from the `finished` index) that ended before
-# ARGV[2]: their ids go to `remembered` (lost ones are forgotten).
+# ARGV[2]: their ids go to `remembered` (lost ones are forgotten). A remembered id keeps its
+# record, marked not kept and without expiry, as SQLite and memory keep it: `GET /jobs/{id}`
+# still shows it, and its fingerprint still tells a different request (422) from a repeat.
 PRUNE = """
 local prefix, horizon, dropped = ARGV[1], tonumber(ARGV[2]), 0
 for i = 3, #ARGV do
@@ -192,10 +197,14 @@ for i = 3, #ARGV do
   local finished = tonumber(redis.call('HGET', rec, 'finished_at') or '')
   if state == 'succeeded' or state == 'failed' or state == 'lost' then
     if finished and finished < horizon then
-      redis.call('DEL', rec, prefix .. ':jnl:' .. member)
+      redis.call('DEL', prefix .. ':jnl:' .. member)
       redis.call('ZREM', prefix .. ':idx', member)
       if state ~= 'lost' then
+        redis.call('HSET', rec, 'kept', '0')
+        redis.call('PERSIST', rec)
         redis.call('ZADD', prefix .. ':remembered', finished, member)
+      else
+        redis.call('DEL', rec)
       end
       dropped = dropped + 1
     end
@@ -203,6 +212,21 @@ for i = 3, #ARGV do
   redis.call('ZREM', prefix .. ':finished', member)
 end
 return dropped
+"""
+
+# Forget the oldest remembered ids beyond the newest ARGV[2], at most ARGV[3] of them a call,
+# with their records.
+FORGET = """
+local prefix, keep, most = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local remembered = prefix .. ':remembered'
+local n = math.min(redis.call('ZCARD', remembered) - keep, most)
+if n <= 0 then return 0 end
+local old = redis.call('ZRANGE', remembered, 0, n - 1)
+for _, member in ipairs(old) do
+  redis.call('DEL', prefix .. ':rec:' .. member)
+  redis.call('ZREM', remembered, member)
+end
+return #old
 """
 
 RENEW = """
@@ -324,6 +348,7 @@ def _record(key: JobKey, raw: dict[str, str]) -> JobRecord:
         ResponseSuccess(raw["success"]) if raw.get("success") else None,
         Body(raw["body"]) if raw.get("body") else None,
         ResponseFailure(raw["failure"]) if raw.get("failure") else None,
+        kept=raw.get("kept", "1") != "0",
     )
 
 
@@ -380,6 +405,7 @@ class RedisStore(Store):
         self._lose = self._redis.register_script(LOSE)
         self._renew = self._redis.register_script(RENEW)
         self._prune = self._redis.register_script(PRUNE)
+        self._forget = self._redis.register_script(FORGET)
         self._pending: list[_ScriptCall] = []
         """Script calls of this loop turn, sent together in the next (see `_eval`)."""
         self._sending: asyncio.Handle | None = None
@@ -792,18 +818,19 @@ class RedisStore(Store):
                 "-inf",
                 f"({horizon}",
                 start=0,
-                num=500,
+                num=PRUNE_BATCH,
             )
             members = [m.decode() for m in await self._call("prune", scan)]
             if not members:
                 break
             args = [self.prefix, repr(horizon), *members]
             dropped += int(await self._call("prune", functools.partial(self._prune, args=args)))
-        forgotten = await self._call(
-            "prune remembered ids",
-            lambda: self._redis.zremrangebyrank(self._k("remembered"), 0, -(remember + 1)),
-        )
-        return dropped + int(forgotten)
+        forget = functools.partial(self._forget, args=[self.prefix, remember, PRUNE_BATCH])
+        while True:
+            forgotten = int(await self._call("prune remembered ids", forget))
+            dropped += forgotten
+            if forgotten < PRUNE_BATCH:
+                return dropped
 
 
 def _ends(entry: Entry) -> bool:
