@@ -332,6 +332,11 @@ class _Exchange(_Retries):
             self._flush()  # what came of the stream is the Response's
             raise
 
+    def interrupted(self) -> None:
+        """The caller stops reading: what was kept back (most often a line's newline, which
+        may begin the error marker) is the Response's, as far as anyone knows."""
+        self._flush()
+
     def _flush(self) -> None:
         """Write what was kept back: no marker came after it."""
         held, self.held = self.held, b""
@@ -511,6 +516,9 @@ class Client(_Base):
                         delay = exchange.again  # the stream's run was lost: run it again
             except httpx.TransportError as exc:
                 delay = exchange.retry_error(exc)
+            except KeyboardInterrupt:
+                exchange.interrupted()
+                raise
             time.sleep(delay)
 
 
@@ -583,4 +591,7 @@ class AsyncClient(_Base):
                         delay = exchange.again  # the stream's run was lost: run it again
             except httpx.TransportError as exc:
                 delay = exchange.retry_error(exc)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                exchange.interrupted()
+                raise
             await asyncio.sleep(delay)
