@@ -334,14 +334,14 @@ def test_ctrl_c_during_run_names_the_job_that_goes_on(
         assert watcher.stdout is not None
         assert watcher.stdout.readline() == b"tick 1\n"
         watcher.send_signal(signal.SIGINT)
-        out, err = watcher.communicate(timeout=30)
+        printed, err = watcher.communicate(timeout=30)
     finally:
         watcher.kill()
         watcher.communicate()  # closes the pipes
     assert watcher.returncode == 130
     # The newline that ends the last line shown is printed too (it was kept back, as the
     # error marker's beginning, until more came).
-    assert out.endswith(b"\n"), out
+    assert printed.endswith(b"\n"), printed
     hint = re.search(rb"gearjobs attach (\S+),", err)
     assert hint is not None, err
     code, out, _ = gearjobs(server, "attach", hint.group(1).decode())
