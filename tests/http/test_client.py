@@ -21,6 +21,7 @@ from gearjobs.jobs import (
     ResponseSuccess,
     ResponseWriter,
 )
+from gearjobs.store import LOST_MESSAGE
 
 from ..proxy import DroppingProxy
 from ..servers import ServerProcess
@@ -30,10 +31,17 @@ from .conftest import make_registry
 class BusyFirst:
     """Answers the first `times` requests with `status` and Retry-After: 0, then serves."""
 
-    def __init__(self, app: ASGIApp, times: int, status: int = 429) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        times: int,
+        status: int = 429,
+        body: bytes = b'{"message":"busy","code":"rate-limit"}',
+    ) -> None:
         self.app = app
         self.times = times
         self.status = status
+        self.body = body
         self.seen: list[str] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,7 +60,7 @@ class BusyFirst:
                 await send(
                     {
                         "type": "http.response.body",
-                        "body": b'{"message":"busy","code":"rate-limit"}',
+                        "body": self.body,
                     }
                 )
                 return
@@ -71,6 +79,22 @@ async def test_the_client_retries_busy_answers_with_the_same_id(
     assert response.data == {"key": "busy", "value": 1, "node": "test-node"}
     assert len(app.seen) == 3 and len(set(app.seen)) == 1
     assert ident == app.seen[0]
+
+
+async def test_a_lost_answer_to_a_post_before_anything_was_shown_is_retried(
+    dispatcher: Dispatcher,
+) -> None:
+    """A 503 "lost" (a joined job whose node died) before the answer began: the retry's POST
+    runs the job again, and its answer is the answer. (Only a GET, or a stream that began,
+    takes the lost answer as final.)"""
+    lost = json.dumps({"message": LOST_MESSAGE, "code": "unavailable"}).encode()
+    app = BusyFirst(create_app(dispatcher, make_registry()), times=1, status=503, body=lost)
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncClient("http://127.0.0.1", transport=transport, tries=5) as client:
+        response = ClientResponse()
+        await client.run("echo", {"x": 1}, response)
+    assert response.data == {"echo": {"x": 1}}
+    assert len(app.seen) == 2 and app.seen[0] == app.seen[1]
 
 
 async def test_the_last_busy_answer_is_the_answer_when_tries_run_out(

@@ -71,13 +71,9 @@ class _Retries:
         backoff: float = min(0.2 * 2.0 ** (self.attempt - 1), MAX_RETRY_AFTER)
         return backoff
 
-    def retry_answer(self, answer: httpx.Response, body: bytes = b"") -> float | None:
-        """Seconds to wait before trying again after this answer (429 or 503), else None.
-
-        A 503 whose `body` says that the job was lost is the job's answer: the job will not
-        come back by waiting (sending the request again runs it again).
-        """
-        if answer.status_code not in RETRY_STATUSES or _is_lost(body):
+    def retry_answer(self, answer: httpx.Response) -> float | None:
+        """Seconds to wait before trying again after this answer (429 or 503), else None."""
+        if answer.status_code not in RETRY_STATUSES:
             return None
         backoff = self._next_try(f"HTTP {answer.status_code}")
         if backoff is None:
@@ -302,6 +298,16 @@ class _Exchange(_Retries):
         text = message.decode("utf-8", "replace")
         self._stream_failed(StructuredJobError(_code(code.decode()), text, None), unshown)
 
+    def retry_answer_with(self, answer: httpx.Response, body: bytes) -> float | None:
+        """`retry_answer`, but a 503 whose `body` says that the job was lost is the answer
+        when following a job (a GET, or a stream that began): waiting will not bring the
+        run back. Before a POST's stream began, it is retried: the POST runs the job again.
+        """
+        following = self.writer is not None or (self.first is not None and self.first[0] != "POST")
+        if following and _is_lost(body):
+            return None
+        return self.retry_answer(answer)
+
     def next_request(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[str, str, dict[str, str], bytes | None]:
@@ -502,7 +508,7 @@ class Client(_Base):
             try:
                 with self._http.stream(method, path, headers=headers, content=body) as answer:
                     busy = answer.read() if answer.status_code in RETRY_STATUSES else b""
-                    delay = exchange.retry_answer(answer, busy)
+                    delay = exchange.retry_answer_with(answer, busy)
                     if delay is None:
                         exchange.begin(answer)
                         if exchange.streaming:
@@ -577,7 +583,7 @@ class AsyncClient(_Base):
             try:
                 async with self._http.stream(method, path, headers=headers, content=body) as answer:
                     busy = await answer.aread() if answer.status_code in RETRY_STATUSES else b""
-                    delay = exchange.retry_answer(answer, busy)
+                    delay = exchange.retry_answer_with(answer, busy)
                     if delay is None:
                         exchange.begin(answer)
                         if exchange.streaming:
