@@ -253,3 +253,25 @@ async def test_an_unknown_job_name_is_404_whatever_the_body(client: httpx.AsyncC
         assert r.status_code == 404, body[:10]
     known = await client.post("/jobs/echo", content=b"[1]")
     assert known.status_code == 400
+
+
+async def test_table_columns_line_up_on_a_terminal_with_wide_characters_and_tabs(
+    client: httpx.AsyncClient,
+) -> None:
+    """Columns were padded by character count: a CJK or emoji cell (two columns on a
+    terminal) pushed its row's next cells right, and a tab in a cell broke the columns."""
+    rows = [
+        {"name": "日本語", "n": 1},
+        {"name": "abc", "n": 2},
+        {"name": "🎉x", "n": 3},
+        {"name": "a\tb", "n": 4},
+        {"name": "é", "n": 5},  # e and a combining accent: one column
+    ]
+    r = await client.post("/jobs/data", json={"value": rows}, headers={"Accept": "text/plain"})
+    assert r.status_code == 200
+    lines = r.text.splitlines()
+    assert "\t" not in r.text
+    n_column = [sum(2 if ord(c) > 0x2E80 else 0 if c == "\u0301" else 1 for c in line[:-1])
+                for line in lines]  # fmt: skip
+    assert len(set(n_column)) == 1, lines  # every row's last cell starts at the same column
+    assert [line.split()[-1] for line in lines] == ["N", "1", "2", "3", "4", "5"]

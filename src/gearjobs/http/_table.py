@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from typing import Any
 
 __all__ = ("NotATable", "render_table")
@@ -16,19 +18,44 @@ def _flat(value: Any) -> bool:
     return isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values())
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters that would break a row or its columns (line ends, tabs, escapes): a space each."""
+
+
+def _text(value: str) -> str:
+    return _CONTROL.sub(" ", value)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.replace("\n", " ").replace("\r", " ")
+        return _text(value)
     return json.dumps(value)
 
 
+def _width(text: str) -> int:
+    """Columns `text` takes on a terminal: wide (CJK, most emoji) 2, combining marks 0."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
 def _grid(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(header[i]), *(len(r[i]) for r in rows)]) for i in range(len(header))]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    header = [_text(h).upper() for h in header]
+    widths = [max([_width(header[i]), *(_width(r[i]) for r in rows)]) for i in range(len(header))]
+    lines = ["  ".join(_pad(h, w) for h, w in zip(header, widths, strict=True)).rstrip()]
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines) + "\n"
 
 
