@@ -12,9 +12,10 @@ import math
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import httpx
@@ -79,6 +80,19 @@ def _load_extensions(spec: str) -> list[JobExtension]:
 
 
 _AT_LEAST_1 = click.IntRange(min=1)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _setting(flag: str, default: Any, kind: Any, help: str | None = None) -> Callable[[_F], _F]:
+    """A numeric option of `serve`: its default shown, read from GEARJOBS_<NAME> too."""
+    envvar = _env(flag.removeprefix("--").upper().replace("-", "_"))
+    return click.option(
+        flag, default=default, show_default=True, envvar=envvar, type=kind, help=help
+    )
+
+
 MAX_SECONDS = 10 * 365 * 86400.0
 
 
@@ -118,45 +132,19 @@ class Seconds(click.FloatRange):
 @click.option("--examples/--no-examples", default=False, envvar=_env("EXAMPLES"))
 @click.option("--app", "apps", multiple=True, envvar=_env("APP"), help="MODULE:ATTR extensions")
 @click.option("--tokens", type=click.Path(dir_okay=False), envvar=_env("TOKENS"))
-@click.option(
-    "--queue-fast", default=1024, show_default=True, envvar=_env("QUEUE_FAST"), type=_AT_LEAST_1
-)
-@click.option(
-    "--queue-slow", default=256, show_default=True, envvar=_env("QUEUE_SLOW"), type=_AT_LEAST_1
-)
-@click.option(
-    "--concurrent", default=16, show_default=True, envvar=_env("CONCURRENT"), type=_AT_LEAST_1
-)
-@click.option(
-    "--track-duplicate-ids",
-    default=100_000,
-    show_default=True,
-    envvar=_env("TRACK_DUPLICATE_IDS"),
-    type=click.IntRange(min=0),
-)
-@click.option(
+@_setting("--queue-fast", 1024, _AT_LEAST_1)
+@_setting("--queue-slow", 256, _AT_LEAST_1)
+@_setting("--concurrent", 16, _AT_LEAST_1)
+@_setting("--track-duplicate-ids", 100_000, click.IntRange(min=0))
+@_setting(
     "--retention",
-    default=86400.0,
-    show_default=True,
-    envvar=_env("RETENTION"),
-    type=Seconds(positive=True),
+    86400.0,
+    Seconds(positive=True),
     help="seconds a finished job's answer is kept (at most ten years)",
 )
 @click.option("--node", envvar=_env("NODE"), help="this server's name (default HOST:PORT)")
-@click.option(
-    "--close-timeout",
-    default=30.0,
-    show_default=True,
-    envvar=_env("CLOSE_TIMEOUT"),
-    type=Seconds(positive=False),
-)
-@click.option(
-    "--body-limit",
-    default=100 * 1024,
-    show_default=True,
-    envvar=_env("BODY_LIMIT"),
-    type=click.IntRange(min=0),
-)
+@_setting("--close-timeout", 30.0, Seconds(positive=False))
+@_setting("--body-limit", 100 * 1024, click.IntRange(min=0))
 @click.option("--log-level", default="info", show_default=True, envvar=_env("LOG_LEVEL"))
 @click.option(
     "--log-format",
