@@ -69,6 +69,11 @@ class JobHandle:
         return self._stored_first()
 
     async def _stored_first(self) -> Entry | None:
+        # One entry, not a page (a page of a long stream is most of it); an empty journal
+        # (the job runs elsewhere, and has written nothing yet) is followed until it writes.
+        written = await self._store.read(self.record.key, 0, 1)
+        if written:
+            return written[0]
         batches = self._store.follow_batches(self.record.key)
         try:
             async for batch in batches:
