@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import importlib
@@ -12,7 +13,7 @@ import math
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
@@ -22,7 +23,7 @@ import httpx
 
 from gearjobs._json import loads as strict_json
 from gearjobs.cli._output import TerminalResponse
-from gearjobs.http._client import DEFAULT_URL, Client, ServerUnreachable
+from gearjobs.http._client import DEFAULT_URL, AsyncClient, Client, ServerUnreachable
 from gearjobs.jobs import ExtensionRegistry, GearjobsError, JobExtension, RequestIdentifier
 
 __all__ = ("main",)
@@ -324,14 +325,40 @@ def _reload_tokens_on_sighup(tokens: Any) -> None:
     signal.signal(signal.SIGHUP, reload)
 
 
-def _client(server: str, token: str | None, tries: int) -> Client:
+def _server_url(server: str) -> str:
     try:
         httpx.URL(server)
         if not server.startswith(("http://", "https://")):
             raise ValueError("expected http:// or https://")
-        return Client(server, token=token, tries=tries)
     except (httpx.InvalidURL, ValueError) as exc:
         raise click.BadParameter(f"{server!r}: {exc}", param_hint="--server") from None
+    return server
+
+
+def _client(server: str, token: str | None, tries: int) -> Client:
+    return Client(_server_url(server), token=token, tries=tries)
+
+
+def _follow(
+    server: str,
+    token: str | None,
+    tries: int,
+    exchange: Callable[[AsyncClient], Coroutine[Any, Any, object]],
+) -> None:
+    """Run `exchange` on an asyncio client, for an answer that may go on until Ctrl-C.
+
+    A blocking socket read can miss Ctrl-C: a SIGINT that comes after Python last looked
+    for signals and before the read began leaves the read waiting for data that a silent
+    server never sends. asyncio's loop wakes on a signal whenever it comes; asyncio.run then
+    cancels the exchange (which flushes what it held back) and raises KeyboardInterrupt.
+    """
+    url = _server_url(server)
+
+    async def follow() -> None:
+        async with AsyncClient(url, token=token, tries=tries) as client:
+            await exchange(client)
+
+    asyncio.run(follow())
 
 
 class _IdCommand(click.Command):
@@ -468,32 +495,30 @@ def run(
         request_id = shown = RequestIdentifier.new()
     response = TerminalResponse()
     accept = "text/plain" if table else "application/json;stream=true"
-    with _client(server, token, tries) as client:
-        try:
-            client.run(
-                name,
-                values,
-                response,
-                id=request_id,
-                idempotency_key=idempotency_key,
-                accept=accept,
+
+    def exchange(client: AsyncClient) -> Coroutine[Any, Any, object]:
+        return client.run(
+            name, values, response, id=request_id, idempotency_key=idempotency_key, accept=accept
+        )
+
+    try:
+        _follow(server, token, tries, exchange)
+        if table and response.nothing:  # a stream is answered only to who asks for one
+            click.echo(
+                f"gearjobs: job {shown} answered no data to show as a table; if {name} "
+                f"streams, run it without --table to see its stream",
+                err=True,
             )
-            if table and response.nothing:  # a stream is answered only to who asks for one
-                click.echo(
-                    f"gearjobs: job {shown} answered no data to show as a table; if {name} "
-                    f"streams, run it without --table to see its stream",
-                    err=True,
-                )
-            _finish(response)
-        except ServerUnreachable as exc:
-            _unreachable(exc)
-        except KeyboardInterrupt:  # the job goes on: say how to see it again
-            if response.kind is not None:  # the server had answered: the job is there
-                said = f"job {shown} goes on (gearjobs attach {shown}, gearjobs status {shown})"
-            else:
-                said = f"no answer yet; if the server took job {shown}, gearjobs status {shown}"
-            click.echo(f"\ngearjobs: stopped watching; {said}", err=True)
-            sys.exit(130)
+        _finish(response)
+    except ServerUnreachable as exc:
+        _unreachable(exc)
+    except KeyboardInterrupt:  # the job goes on: say how to see it again
+        if response.kind is not None:  # the server had answered: the job is there
+            said = f"job {shown} goes on (gearjobs attach {shown}, gearjobs status {shown})"
+        else:
+            said = f"no answer yet; if the server took job {shown}, gearjobs status {shown}"
+        click.echo(f"\ngearjobs: stopped watching; {said}", err=True)
+        sys.exit(130)
 
 
 def _finish(response: TerminalResponse) -> None:
@@ -512,12 +537,11 @@ def attach(ident: str, server: str, token: str | None, tries: int) -> None:
     """Show the answer of job ID from its start, then live."""
     ident = _job_id(ident)
     response = TerminalResponse()
-    with _client(server, token, tries) as client:
-        try:
-            client.attach(ident, response)
-            _finish(response)
-        except ServerUnreachable as exc:
-            _unreachable(exc)
+    try:
+        _follow(server, token, tries, lambda client: client.attach(ident, response))
+        _finish(response)
+    except ServerUnreachable as exc:
+        _unreachable(exc)
 
 
 @main.command(cls=_IdCommand)

@@ -441,7 +441,12 @@ class _Base:
 
 
 class Client(_Base):
-    """A synchronous client of a gearjobs server."""
+    """A synchronous client of a gearjobs server.
+
+    Its reads block with no timeout (an answer may take as long as its job). CPython can miss
+    a SIGINT that comes just before such a read begins, so Ctrl-C may then need pressing
+    twice; AsyncClient, whose loop wakes on a signal, does not (the CLI uses it).
+    """
 
     def __init__(self, base_url: str = DEFAULT_URL, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
