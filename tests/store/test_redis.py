@@ -17,6 +17,7 @@ from gearjobs.store import (
     JobKey,
     JobRecord,
     JobState,
+    NameTaken,
     RedisStore,
     StoreUnavailable,
     Succeeded,
@@ -270,3 +271,41 @@ def test_check_ready_pings_redis(redis_server: RedisServer) -> None:
     with pytest.raises(GearjobsError, match="cannot reach the Redis store") as caught:
         away.check_ready()
     assert "s3cret" not in str(caught.value)
+
+
+async def test_a_node_name_a_live_store_holds_is_refused_to_another_until_it_lets_go(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    """Two processes under one name would mark each other's running jobs lost at start."""
+    a, b = nodes
+    await a.take_name("twin")
+    # b waits longer than the name's time to live (0.6 s) before it refuses: a is renewing it.
+    with pytest.raises(NameTaken, match=r"serves as node 'twin'.*own --node"):
+        await b.take_name("twin")
+    await b.take_name("other")  # names are one process each, not one store each
+    await a.release_name("twin")
+    assert not await a._redis.exists(f"{a.prefix}:node:twin")  # a clean stop frees it at once
+    await b.take_name("twin")
+
+
+async def test_a_node_name_left_by_a_process_that_died_is_taken_once_it_expires(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    a, _ = nodes
+    key = f"{a.prefix}:node:crashed"
+    await a._redis.set(key, "token-of-a-killed-process", px=400)  # as `kill -9` leaves it
+    await a.take_name("crashed")
+    assert (await a._redis.get(key)).decode() != "token-of-a-killed-process"
+
+
+async def test_check_ready_takes_the_name_for_the_store_and_refuses_a_live_holders(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = nodes
+    await a.take_name("busy")
+    with pytest.raises(NameTaken, match="serves as node 'busy'"):
+        await asyncio.to_thread(b.check_ready, "busy")
+    await asyncio.to_thread(b.check_ready, "free")  # taken with b's own token...
+    await b.take_name("free")  # ...which b's start then renews
+    with pytest.raises(NameTaken):
+        await a.take_name("free")

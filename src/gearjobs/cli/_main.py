@@ -251,8 +251,10 @@ def serve(
         )
     except GearjobsError as exc:
         raise click.BadParameter(str(exc)) from None
-    try:  # a file another server writes, a Redis away: say so, not in a traceback
-        store.check_ready()
+    # A file another server writes, a Redis away, a node name in use: say so, not in a
+    # traceback.
+    try:
+        store.check_ready(node_name)
     except GearjobsError as exc:
         raise click.ClickException(str(exc)) from None
     handler = logging.StreamHandler()

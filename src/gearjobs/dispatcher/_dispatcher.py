@@ -48,6 +48,7 @@ from gearjobs.store import (
     JobState,
     MemoryStore,
     Store,
+    StoreUnavailable,
     Succeeded,
     WriteRefused,
     is_terminal,
@@ -211,6 +212,12 @@ class Dispatcher:
         self._started = True
         self._loop = asyncio.get_running_loop()
         await self.store.open()
+        try:
+            await self.store.take_name(self.node)  # NameTaken if a live process has it
+        except BaseException:
+            self._started = False
+            self.store.detach(self)
+            raise
         lost = await self.store.recover(self.node, self._clock())
         for record in lost:
             logger.warning("job %s (%s) was lost when this node stopped", record.key, record.name)
@@ -273,6 +280,8 @@ class Dispatcher:
             await self._lose(run)
         for queue in (self.fast, self.slow):
             queue.shutdown()
+        with contextlib.suppress(StoreUnavailable):  # then the name expires within seconds
+            await self.store.release_name(self.node)
         self.store.detach(self)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:

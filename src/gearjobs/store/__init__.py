@@ -3,6 +3,7 @@
 from gearjobs.store._base import (
     LOST_MESSAGE,
     ClaimResult,
+    NameTaken,
     Store,
     StoreUnavailable,
     WriteRefused,
@@ -43,6 +44,7 @@ __all__ = (
     "JobRecord",
     "JobState",
     "MemoryStore",
+    "NameTaken",
     "RedisStore",
     "SQLiteStore",
     "Store",

@@ -15,6 +15,7 @@ __all__ = (
     "CLAIMED",
     "LOST_MESSAGE",
     "ClaimResult",
+    "NameTaken",
     "Store",
     "StoreUnavailable",
     "WriteRefused",
@@ -37,6 +38,10 @@ class StoreUnavailable(SimpleError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(ResponseFailure.UNAVAILABLE, reason)
+
+
+class NameTaken(GearjobsError):
+    """Another live process serves under this node name on the same shared store."""
 
 
 class WriteRefused(StoreUnavailable):
@@ -112,10 +117,11 @@ class Store(abc.ABC):
     whose data is not JSON fails with ERROR as it writes it, so that no answer goes out that
     could not be recorded."""
 
-    def check_ready(self) -> None:  # noqa: B027 - optional hook
+    def check_ready(self, node: str | None = None) -> None:  # noqa: B027 - optional hook
         """Raise GearjobsError now if this store cannot be served from (a SQLite file that
-        another process writes, a Redis that does not answer), so that a server can say so
-        in one line before it starts. It opens nothing that `open` needs."""
+        another process writes, a Redis that does not answer, a node name that a live process
+        holds), so that a server can say so in one line before it starts. It opens nothing
+        that `open` needs; a name it takes, `take_name` confirms."""
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store for use (create tables, connect)."""
@@ -125,6 +131,14 @@ class Store(abc.ABC):
 
     async def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise StoreUnavailable when the store cannot be reached."""
+
+    async def take_name(self, node: str) -> None:  # noqa: B027 - optional hook
+        """Hold `node` as the name of this process while it runs, before `recover` marks that
+        name's leftovers lost. A store that several processes share raises NameTaken when a
+        live process holds the name (its running jobs are not leftovers)."""
+
+    async def release_name(self, node: str) -> None:  # noqa: B027 - optional hook
+        """Let `node` go (a clean stop): another process may take it at once."""
 
     @abc.abstractmethod
     async def claim(self, record: JobRecord, *, replace_run: int | None = None) -> ClaimResult:

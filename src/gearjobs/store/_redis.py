@@ -9,6 +9,7 @@ Keys, for a job with request id ID of user USER (prefix `gearjobs` by default):
     {prefix}:finished        zset     ID:USER of finished jobs whose answer is kept, by end time
     {prefix}:remembered      zset     ID:USER of ids past retention, by end time (newest N kept)
     {prefix}:idx             zset     ID:USER by creation time (listing)
+    {prefix}:node:NAME       string   the process serving as node NAME (see `_node_name`)
 
 `prune` turns answers past retention into remembered ids; the record and journal keys also
 expire on their own (twice the retention, plus an hour) in case no node prunes.
@@ -39,6 +40,8 @@ from gearjobs.store._base import (
     lost_entry,
 )
 from gearjobs.store._codec import decode_entry, encode_entry
+from gearjobs.store._node_name import BEAT as NAME_BEAT
+from gearjobs.store._node_name import RELEASE, TAKE, NodeName
 from gearjobs.store._records import (
     Body,
     Entry,
@@ -413,13 +416,18 @@ class RedisStore(Store):
         self._held: dict[str, str] = {}  # member -> node, for the leases this process renews
         self._runs: dict[str, int] = {}  # member -> run, for the jobs this process claimed
         self._keeper: asyncio.Task[None] | None = None
+        self._take = self._redis.register_script(TAKE)
+        self._release = self._redis.register_script(RELEASE)
+        self._name: NodeName | None = None
+        self._name_keeper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"RedisStore({self._shown!r})"
 
-    def check_ready(self) -> None:
+    def check_ready(self, node: str | None = None) -> None:
         """Raise GearjobsError now if Redis does not answer a PING (within two seconds to
-        connect and the reply timeout to answer)."""
+        connect and the reply timeout to answer), or NameTaken if a live process serves as
+        `node` (waiting a few seconds for the name of a process that crashed to expire)."""
         import redis
         from redis.exceptions import RedisError
 
@@ -428,10 +436,48 @@ class RedisStore(Store):
         )
         try:
             client.ping()
+            if node is not None:
+                self._node_name(node).take_now(client)
         except (RedisError, OSError) as exc:
             raise GearjobsError(f"cannot reach the Redis store at {self._shown}: {exc}") from exc
         finally:
             client.close()
+
+    def _node_name(self, node: str) -> NodeName:
+        if self._name is None or self._name.node != node:
+            self._name = NodeName(
+                self.prefix,
+                node,
+                where=f"the Redis store at {self._shown}",
+                beat=min(NAME_BEAT, self.lease / 3),
+            )
+        return self._name
+
+    def _script(self, script: Any, what: str) -> Callable[..., Awaitable[Any]]:
+        """`script` called as `run(keys=..., args=...)`, its errors those of `_call`."""
+
+        async def run(*, keys: list[str], args: list[Any]) -> Any:
+            return await self._call(what, functools.partial(script, keys=keys, args=args))
+
+        return run
+
+    async def take_name(self, node: str) -> None:
+        name = self._node_name(node)
+        await name.take(self._script(self._take, "take the node name"))
+        if self._name_keeper is None:
+            keep = name.keep(self._script(self._take, "renew the node name"))
+            self._name_keeper = asyncio.create_task(keep, name="gearjobs-node-name")
+
+    async def release_name(self, node: str) -> None:
+        name = self._name
+        if name is None or name.node != node:
+            return
+        if self._name_keeper is not None:
+            self._name_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._name_keeper
+            self._name_keeper = None
+        await name.release(self._script(self._release, "release the node name"))
 
     @property
     def _expiry_ms(self) -> int:
@@ -544,6 +590,9 @@ class RedisStore(Store):
             self._keeper = asyncio.create_task(self._keep_leases(), name="gearjobs-leases")
 
     async def close(self) -> None:
+        if self._name is not None:
+            with contextlib.suppress(StoreUnavailable):  # then it expires within seconds
+                await self.release_name(self._name.node)
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -398,8 +398,9 @@ class SQLiteStore(Store):
             raise
         self._db = db
 
-    def check_ready(self) -> None:
-        """Raise GearjobsError now if another process (or store) writes the file.
+    def check_ready(self, node: str | None = None) -> None:
+        """Raise GearjobsError now if another process (or store) writes the file (whatever
+        the node's name: the file has one writer).
 
         `open` takes the lock for good; this lets a program say so before it starts.
         """
