@@ -1,10 +1,11 @@
 """The HTTP client: answers into a Response, and retries that join instead of re-running."""
 
+import asyncio
 import io
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,55 @@ async def test_the_client_reads_every_kind_of_answer(dispatcher: Dispatcher) -> 
         nothing = ClientResponse()
         await client.run("accepted-none", {}, nothing)
         assert nothing.kind is ResponseSuccess.ACCEPTED and nothing.error is None
+
+
+class DropsThenBusy(httpx.AsyncBaseTransport):
+    """The real app, but the first answer's body breaks off after its first chunk (as a
+    dropped connection does), and every later request gets a 503 asking for an hour's wait."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.answered = 0
+        self.busy = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.answered += 1
+        if self.answered > 1:
+            self.busy.set()
+            body = {"message": "busy", "code": "unavailable"}
+            return httpx.Response(503, headers={"Retry-After": "3600"}, json=body)
+        answer = await self.inner.handle_async_request(request)
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, stream=FirstChunkThenDrop(answer.stream)
+        )
+
+
+class FirstChunkThenDrop(httpx.AsyncByteStream):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            yield chunk
+            break
+        raise httpx.ReadError("connection reset by peer")
+
+
+async def test_a_stop_while_waiting_to_retry_keeps_what_the_stream_had_shown(
+    dispatcher: Dispatcher,
+) -> None:
+    """The client keeps a text stream's last newline back (it may begin the error marker);
+    stopped while it waits between tries, that newline is the Response's, as it is when
+    stopped during a read."""
+    transport = DropsThenBusy(create_app(dispatcher, make_registry()))
+    out = io_response()
+    async with AsyncClient("http://127.0.0.1", transport=transport, tries=5) as client:
+        running = asyncio.create_task(client.run("sleep", {"seconds": 0, "lines": 2}, out))
+        await asyncio.wait_for(transport.busy.wait(), 30)  # now waiting an hour to retry
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    assert out.printed.getvalue() == "tick 1\ntick 2\n"
 
 
 class PrintedResponse(ClientResponse):

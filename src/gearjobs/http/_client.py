@@ -508,29 +508,30 @@ class Client(_Base):
         response: Response,
     ) -> str | None:
         exchange = _Exchange(response, tries=self.tries)
-        while True:
-            method, path, headers, body = exchange.next_request(method, path, headers, body)
-            try:
-                with self._http.stream(method, path, headers=headers, content=body) as answer:
-                    busy = answer.read() if answer.status_code in RETRY_STATUSES else b""
-                    delay = exchange.retry_answer_with(answer, busy)
-                    if delay is None:
-                        exchange.begin(answer)
-                        if exchange.streaming:
-                            for chunk in answer.iter_bytes():
-                                exchange.feed(chunk)
-                            exchange.end()
-                        else:
-                            exchange.read_whole(answer, answer.read())
-                        if exchange.again is None:
-                            return exchange.request_id
-                        delay = exchange.again  # the stream's run was lost: run it again
-            except httpx.TransportError as exc:
-                delay = exchange.retry_error(exc)
-            except KeyboardInterrupt:
-                exchange.interrupted()
-                raise
-            time.sleep(delay)
+        try:  # stopped at any point, a wait between tries too: what was kept back is shown
+            while True:
+                method, path, headers, body = exchange.next_request(method, path, headers, body)
+                try:
+                    with self._http.stream(method, path, headers=headers, content=body) as answer:
+                        busy = answer.read() if answer.status_code in RETRY_STATUSES else b""
+                        delay = exchange.retry_answer_with(answer, busy)
+                        if delay is None:
+                            exchange.begin(answer)
+                            if exchange.streaming:
+                                for chunk in answer.iter_bytes():
+                                    exchange.feed(chunk)
+                                exchange.end()
+                            else:
+                                exchange.read_whole(answer, answer.read())
+                            if exchange.again is None:
+                                return exchange.request_id
+                            delay = exchange.again  # the stream's run was lost: run it again
+                except httpx.TransportError as exc:
+                    delay = exchange.retry_error(exc)
+                time.sleep(delay)
+        except KeyboardInterrupt:
+            exchange.interrupted()
+            raise
 
 
 class AsyncClient(_Base):
@@ -583,26 +584,29 @@ class AsyncClient(_Base):
         response: Response,
     ) -> str | None:
         exchange = _Exchange(response, tries=self.tries)
-        while True:
-            method, path, headers, body = exchange.next_request(method, path, headers, body)
-            try:
-                async with self._http.stream(method, path, headers=headers, content=body) as answer:
-                    busy = await answer.aread() if answer.status_code in RETRY_STATUSES else b""
-                    delay = exchange.retry_answer_with(answer, busy)
-                    if delay is None:
-                        exchange.begin(answer)
-                        if exchange.streaming:
-                            async for chunk in answer.aiter_bytes():
-                                exchange.feed(chunk)
-                            exchange.end()
-                        else:
-                            exchange.read_whole(answer, await answer.aread())
-                        if exchange.again is None:
-                            return exchange.request_id
-                        delay = exchange.again  # the stream's run was lost: run it again
-            except httpx.TransportError as exc:
-                delay = exchange.retry_error(exc)
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                exchange.interrupted()
-                raise
-            await asyncio.sleep(delay)
+        try:  # stopped at any point, a wait between tries too: what was kept back is shown
+            while True:
+                method, path, headers, body = exchange.next_request(method, path, headers, body)
+                stream = self._http.stream(method, path, headers=headers, content=body)
+                try:
+                    async with stream as answer:
+                        status = answer.status_code
+                        busy = await answer.aread() if status in RETRY_STATUSES else b""
+                        delay = exchange.retry_answer_with(answer, busy)
+                        if delay is None:
+                            exchange.begin(answer)
+                            if exchange.streaming:
+                                async for chunk in answer.aiter_bytes():
+                                    exchange.feed(chunk)
+                                exchange.end()
+                            else:
+                                exchange.read_whole(answer, await answer.aread())
+                            if exchange.again is None:
+                                return exchange.request_id
+                            delay = exchange.again  # the stream's run was lost: run it again
+                except httpx.TransportError as exc:
+                    delay = exchange.retry_error(exc)
+                await asyncio.sleep(delay)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            exchange.interrupted()
+            raise
